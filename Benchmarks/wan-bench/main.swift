@@ -1,0 +1,2 @@
+import WanRuntime
+print("wan-bench")

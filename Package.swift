@@ -1,0 +1,25 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "WanVulkan",
+    products: [
+        .library(name: "WanRuntime", targets: ["WanRuntime"]),
+        .executable(name: "wan", targets: ["wan"]),
+        .executable(name: "wan-bench", targets: ["wan-bench"]),
+    ],
+    targets: [
+        // System libraries (Debian: libvulkan-dev, libopenblas-dev).
+        .systemLibrary(name: "CVulkan", path: "Sources/CVulkan", providers: [.apt(["libvulkan-dev"])]),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
+        // GLSL compute shaders -> SPIR-V (system glslangValidator), embedded as Swift sources.
+        .plugin(name: "ShaderPlugin", capability: .buildTool(), path: "Sources/ShaderPlugin"),
+        .target(name: "WanShaders", path: "Shaders", plugins: ["ShaderPlugin"]),
+        // The tensor runtime: devices, memory, command recording, kernels (Vulkan + CPU).
+        .target(name: "WanRuntime", dependencies: ["CVulkan", "COpenBLAS", "WanShaders"]),
+        .executableTarget(name: "wan", dependencies: ["WanRuntime"], path: "Sources/wan"),
+        .executableTarget(name: "wan-bench", dependencies: ["WanRuntime"], path: "Benchmarks/wan-bench"),
+        .testTarget(name: "WanRuntimeTests", dependencies: ["WanRuntime"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

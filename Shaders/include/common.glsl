@@ -1,0 +1,168 @@
+// Shared definitions for every compute shader of the runtime.
+//
+// Tensors are reached through buffer device addresses passed in push constants (no descriptors), so a
+// tensor of any size up to maxMemoryAllocationSize is addressable without a binding range limit.
+// Element types are numbered as Swift's `DType.code`; conversions here are bit-exact and identical on
+// every vendor (round-to-nearest-even, fp8 saturating), independent of the driver's own rounding.
+#ifndef WAN_COMMON_GLSL
+#define WAN_COMMON_GLSL
+
+#extension GL_EXT_buffer_reference : require
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
+#extension GL_EXT_shader_explicit_arithmetic_types_int16 : require
+#extension GL_EXT_shader_explicit_arithmetic_types_int8 : require
+#extension GL_EXT_shader_16bit_storage : require
+#extension GL_EXT_shader_8bit_storage : require
+
+#define DT_F32 0u
+#define DT_F16 1u
+#define DT_BF16 2u
+#define DT_F8E4M3 3u
+#define DT_F8E5M2 4u
+#define DT_I32 5u
+#define DT_U8 6u
+
+layout(buffer_reference, std430, buffer_reference_align = 4) buffer F32Ref { float v[]; };
+layout(buffer_reference, std430, buffer_reference_align = 16) buffer F32x4Ref { vec4 v[]; };
+layout(buffer_reference, std430, buffer_reference_align = 4) buffer U32Ref { uint v[]; };
+layout(buffer_reference, std430, buffer_reference_align = 4) buffer I32Ref { int v[]; };
+layout(buffer_reference, std430, buffer_reference_align = 2) buffer U16Ref { uint16_t v[]; };
+layout(buffer_reference, std430, buffer_reference_align = 1) buffer U8Ref { uint8_t v[]; };
+
+// ---- scalar conversions (bit-exact) ----
+
+float f16_to_f32(uint h) {
+    uint s = (h >> 15) & 1u, e = (h >> 10) & 31u, m = h & 1023u;
+    float v;
+    if (e == 0u) v = float(m) * 5.9604644775390625e-8; // m * 2^-24 (subnormal)
+    else if (e == 31u) v = (m == 0u) ? uintBitsToFloat(0x7f800000u) : uintBitsToFloat(0x7fc00000u);
+    else v = uintBitsToFloat(((e + 112u) << 23) | (m << 13));
+    return s == 1u ? -v : v;
+}
+
+// IEEE binary16, round to nearest even, overflow to infinity (as PyTorch's .half()).
+uint f32_to_f16(float f) {
+    uint x = floatBitsToUint(f);
+    uint s = (x >> 16) & 0x8000u;
+    uint a = x & 0x7fffffffu;
+    if (a >= 0x7f800000u) return s | (a > 0x7f800000u ? 0x7e00u : 0x7c00u);
+    if (a >= 0x477ff000u) return s | 0x7c00u; // rounds to >= 65520 -> inf
+    if (a >= 0x38800000u) { // normal half
+        uint r = a - 0x38000000u; // rebias exponent 127 -> 15
+        uint lsb = (r >> 13) & 1u;
+        r += 0xfffu + lsb;
+        return s | (r >> 13);
+    }
+    if (a < 0x33000000u) return s; // < 2^-25 -> 0
+    // subnormal half: value = m_h * 2^-24
+    uint e = a >> 23;
+    uint m = (a & 0x7fffffu) | 0x800000u;
+    uint shift = 126u - e; // 14 + (113 - e) ... number of bits to drop from the 24-bit mantissa
+    uint half_ = m >> shift;
+    uint rem = m & ((1u << shift) - 1u);
+    uint mid = 1u << (shift - 1u);
+    if (rem > mid || (rem == mid && (half_ & 1u) == 1u)) half_ += 1u;
+    return s | half_;
+}
+
+float bf16_to_f32(uint b) { return uintBitsToFloat(b << 16); }
+
+// bfloat16, round to nearest even; NaN stays NaN (quiet).
+uint f32_to_bf16(float f) {
+    uint x = floatBitsToUint(f);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return ((x >> 16) | 0x40u) & 0xffffu;
+    return ((x + 0x7fffu + ((x >> 16) & 1u)) >> 16) & 0xffffu;
+}
+
+// float8 e4m3fn: bias 7, no infinities, 0x7f/0xff are NaN, max 448.
+float f8e4m3_to_f32(uint b) {
+    uint s = (b >> 7) & 1u, e = (b >> 3) & 15u, m = b & 7u;
+    float v;
+    if (e == 15u && m == 7u) v = uintBitsToFloat(0x7fc00000u);
+    else if (e == 0u) v = float(m) * 0.001953125; // m * 2^-9
+    else v = uintBitsToFloat(((e + 120u) << 23) | (m << 20));
+    return s == 1u ? -v : v;
+}
+
+// float8 e5m2: bias 15, IEEE-like with infinities, max 57344.
+float f8e5m2_to_f32(uint b) { return f16_to_f32(b << 8); }
+
+// Generic round-to-nearest-even into a small float format, saturating to +-max_finite.
+// mbits mantissa bits, bias, emin_norm = 1 - bias. Returns the magnitude bits (no sign).
+uint f32_to_small_mag(uint a, uint mbits, uint bias, uint maxbits) {
+    // a: |f| bits, finite. maxbits: encoding of the largest finite value.
+    float v = uintBitsToFloat(a);
+    int e = int(a >> 23) - 127;
+    int emin = 1 - int(bias);
+    uint q; // quantum exponent
+    int qe = max(e, emin) - int(mbits);
+    // scale v to units of 2^qe and round to nearest even
+    float scaled = v * exp2(float(-qe));
+    float r = roundEven(scaled);
+    uint n = uint(r);
+    // n in [0, 2^(mbits+1)]; rebuild encoding
+    uint enc;
+    if (n == 0u) return 0u;
+    if (max(e, emin) == emin && n < (1u << mbits)) {
+        enc = n; // subnormal
+    } else {
+        int ee = max(e, emin);
+        if (n >= (2u << mbits)) { n >>= 1; ee += 1; }
+        enc = (uint(ee + int(bias)) << mbits) | (n & ((1u << mbits) - 1u));
+    }
+    return min(enc, maxbits);
+}
+
+uint f32_to_f8e4m3(float f) {
+    uint x = floatBitsToUint(f);
+    uint s = (x >> 24) & 0x80u;
+    uint a = x & 0x7fffffffu;
+    if (a > 0x7f800000u) return s | 0x7fu;   // NaN
+    if (a >= 0x43e00000u) return s | 0x7eu;  // >= 448 (and inf) saturate to 448
+    return s | f32_to_small_mag(a, 3u, 7u, 0x7eu);
+}
+
+uint f32_to_f8e5m2(float f) {
+    uint x = floatBitsToUint(f);
+    uint s = (x >> 24) & 0x80u;
+    uint a = x & 0x7fffffffu;
+    if (a > 0x7f800000u) return s | 0x7fu;   // NaN
+    if (a >= 0x47600000u) return s | 0x7bu;  // >= 57344 (and inf) saturate to 57344
+    return s | f32_to_small_mag(a, 2u, 15u, 0x7bu);
+}
+
+// ---- typed element access by dtype code ----
+
+float load_elem(uint64_t base, uint dt, uint i) {
+    if (dt == DT_F32) return F32Ref(base).v[i];
+    if (dt == DT_F16) return f16_to_f32(uint(U16Ref(base).v[i]));
+    if (dt == DT_BF16) return bf16_to_f32(uint(U16Ref(base).v[i]));
+    if (dt == DT_F8E4M3) return f8e4m3_to_f32(uint(U8Ref(base).v[i]));
+    if (dt == DT_F8E5M2) return f8e5m2_to_f32(uint(U8Ref(base).v[i]));
+    if (dt == DT_I32) return float(I32Ref(base).v[i]);
+    return float(uint(U8Ref(base).v[i]));
+}
+
+void store_elem(uint64_t base, uint dt, uint i, float x) {
+    if (dt == DT_F32) F32Ref(base).v[i] = x;
+    else if (dt == DT_F16) U16Ref(base).v[i] = uint16_t(f32_to_f16(x));
+    else if (dt == DT_BF16) U16Ref(base).v[i] = uint16_t(f32_to_bf16(x));
+    else if (dt == DT_F8E4M3) U8Ref(base).v[i] = uint8_t(f32_to_f8e4m3(x));
+    else if (dt == DT_F8E5M2) U8Ref(base).v[i] = uint8_t(f32_to_f8e5m2(x));
+    else if (dt == DT_I32) I32Ref(base).v[i] = isnan(x) ? 0 : int(clamp(trunc(x), -2147483648.0, 2147483520.0));
+    else U8Ref(base).v[i] = uint8_t(isnan(x) ? 0u : uint(clamp(trunc(x), 0.0, 255.0)));
+}
+
+// Raw element copy of one element (no conversion), by byte size.
+void copy_raw(uint64_t src, uint si, uint64_t dst, uint di, uint esize) {
+    if (esize == 4u) U32Ref(dst).v[di] = U32Ref(src).v[si];
+    else if (esize == 2u) U16Ref(dst).v[di] = U16Ref(src).v[si];
+    else U8Ref(dst).v[di] = U8Ref(src).v[si];
+}
+
+// Linear index of a 1D/2D dispatch (large element counts are spread over x and y).
+uint linear_id() {
+    return gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * (gl_NumWorkGroups.x * gl_WorkGroupSize.x);
+}
+
+#endif

@@ -1,0 +1,20 @@
+#include <vulkan/vulkan.h>
+
+// VK_KHR_cooperative_matrix arrived in Vulkan headers 1.3.255; Debian 12 ships 1.3.239.
+// The one query we need is declared here under our own names (layout as in the Khronos registry).
+#define WAN_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR 1000506001
+#define WAN_COMPONENT_TYPE_BFLOAT16_KHR 1000141000
+typedef struct WanCooperativeMatrixPropertiesKHR {
+    VkStructureType sType;
+    void *pNext;
+    uint32_t MSize;
+    uint32_t NSize;
+    uint32_t KSize;
+    uint32_t AType;
+    uint32_t BType;
+    uint32_t CType;
+    uint32_t ResultType;
+    VkBool32 saturatingAccumulation;
+    uint32_t scope;
+} WanCooperativeMatrixPropertiesKHR;
+typedef VkResult (*WanPFNGetCooperativeMatrixPropertiesKHR)(VkPhysicalDevice, uint32_t *, WanCooperativeMatrixPropertiesKHR *);

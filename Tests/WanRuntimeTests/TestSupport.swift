@@ -1,0 +1,99 @@
+import Foundation
+import Testing
+@testable import WanRuntime
+
+/// Devices shared by the tests. The Vulkan device is opened once, with the Khronos validation layer
+/// when it is installed; in CI (`CI` or `WAN_REQUIRE_VULKAN` set) a missing Vulkan device is an error,
+/// elsewhere the Vulkan tests skip with a printed reason.
+enum TestDevices {
+    static let cpu = Device.cpu()
+
+    private static let opened: Result<Device, Error> = Result {
+        let env = ProcessInfo.processInfo.environment
+        let index = env["WAN_TEST_VULKAN_DEVICE"].flatMap(Int.init) ?? 0
+        return try Device.vulkan(index, validation: env["WAN_VK_VALIDATION"] != "0")
+    }
+
+    static var required: Bool {
+        let env = ProcessInfo.processInfo.environment
+        return (env["CI"].map { !$0.isEmpty && $0 != "0" && $0 != "false" } ?? false) || env["WAN_REQUIRE_VULKAN"] == "1"
+    }
+
+    /// The Vulkan test device, or nil (with a printed reason) when there is none and none is required.
+    static func vulkan() throws -> Device? {
+        switch opened {
+        case let .success(d): return d
+        case let .failure(e):
+            if required { throw e }
+            print("SKIP Vulkan test: \(e)")
+            return nil
+        }
+    }
+
+    /// Both devices to run a kernel test on (the CPU always; Vulkan when present).
+    static func all() throws -> [Device] {
+        if let v = try vulkan() { return [cpu, v] }
+        return [cpu]
+    }
+
+    /// Records a test issue for every validation message reported since the last call.
+    static func checkValidation(sourceLocation: SourceLocation = #_sourceLocation) {
+        guard case let .success(d) = opened, let v = d.vulkan else { return }
+        let messages = v.instance.validationMessages
+        v.instance.clearValidationMessages()
+        #expect(messages.isEmpty, "Vulkan validation: \(messages.joined(separator: "\n"))", sourceLocation: sourceLocation)
+    }
+}
+
+/// Deterministic pseudo-random numbers (SplitMix64) for test inputs.
+struct TestRandom {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [lo, hi).
+    mutating func uniform(_ lo: Float = -1, _ hi: Float = 1) -> Float {
+        lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24)
+    }
+
+    mutating func floats(_ n: Int, _ lo: Float = -1, _ hi: Float = 1) -> [Float] {
+        (0..<n).map { _ in uniform(lo, hi) }
+    }
+}
+
+/// Largest absolute difference divided by the largest reference magnitude (a norm-relative error).
+func maxRelativeError(_ actual: [Float], _ expected: [Double]) -> Double {
+    precondition(actual.count == expected.count)
+    var diff = 0.0, scale = 1e-30
+    for i in actual.indices {
+        diff = max(diff, abs(Double(actual[i]) - expected[i]))
+        scale = max(scale, abs(expected[i]))
+    }
+    return diff / scale
+}
+
+func maxRelativeError(_ actual: [Float], _ expected: [Float]) -> Double {
+    maxRelativeError(actual, expected.map(Double.init))
+}
+
+/// Rounds values through a dtype as the host conversion does (what a tensor of that dtype holds).
+func quantized(_ values: [Float], _ dtype: DType) -> [Float] {
+    HostConversion.decode(HostConversion.encode(values, as: dtype), as: dtype)
+}
+
+/// Tolerance for comparing results stored in `dtype` against a float64 reference.
+func tolerance(_ dtype: DType) -> Double {
+    switch dtype {
+    case .f32: return 1e-5
+    case .f16: return 2e-3
+    case .bf16: return 1e-2
+    default: return 1e-1
+    }
+}
