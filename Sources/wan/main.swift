@@ -1,2 +1,61 @@
+import Foundation
 import WanRuntime
-print("wan")
+
+// wan: the command line of the Wan 2.1 engine.
+
+let usage = """
+    usage: wan <command> [options]
+
+    commands:
+      devices [--json]     list the compute devices (cpu and every Vulkan device) and their capabilities
+
+    Device selectors used by the other commands: cpu, auto, vulkan:N.
+    """
+
+func devicesCommand(_ args: [String]) throws {
+    let json = args.contains("--json")
+    var list: [Device.VulkanDeviceInfo] = []
+    var vulkanError: String?
+    do { list = try Device.enumerateVulkan() } catch { vulkanError = "\(error)" }
+    let cpu = Device.cpu()
+    if json {
+        var items: [[String: Any]] = [["selector": "cpu", "name": cpu.label]]
+        for info in list {
+            let c = info.capabilities
+            items.append([
+                "selector": "vulkan:\(info.index)", "name": c.deviceName, "type": c.deviceType,
+                "api": c.apiVersion, "driver": c.driverName, "subgroupSize": c.subgroupSize,
+                "sharedMemory": c.maxComputeSharedMemorySize, "maxStorageBufferRange": c.maxStorageBufferRange,
+                "maxMemoryAllocationSize": c.maxMemoryAllocationSize, "deviceLocalBytes": c.deviceLocalBytes,
+                "fp16": c.shaderFloat16, "int8": c.shaderInt8, "bufferDeviceAddress": c.bufferDeviceAddress,
+                "nvCooperativeMatrix": c.nvCooperativeMatrix, "khrCooperativeMatrix": c.khrCooperativeMatrix,
+                "cooperativeMatrixShapes": (c.cooperativeMatrixShapesKHR + c.cooperativeMatrixShapesNV).map(\.description),
+                "timestamps": c.timestampSupported,
+            ])
+        }
+        let data = try JSONSerialization.data(withJSONObject: items, options: [.prettyPrinted, .sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+        return
+    }
+    print("cpu: \(cpu.label)")
+    for info in list {
+        print("vulkan:\(info.index): \(info.capabilities)")
+    }
+    if let vulkanError { print("vulkan: none (\(vulkanError))") }
+    else if list.isEmpty { print("vulkan: no devices") }
+    if let auto = try? Device.open("auto") { print("auto selects: \(auto.name)") }
+}
+
+let args = Array(CommandLine.arguments.dropFirst())
+do {
+    switch args.first {
+    case "devices": try devicesCommand(Array(args.dropFirst()))
+    case "-h", "--help", "help", nil: print(usage)
+    default:
+        print("wan: unknown command '\(args[0])'\n\n\(usage)")
+        exit(2)
+    }
+} catch {
+    print("wan: error: \(error)")
+    exit(1)
+}

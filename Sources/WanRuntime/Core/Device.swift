@@ -40,10 +40,10 @@ public final class Device: @unchecked Sendable, CustomStringConvertible {
     /// The CPU device (OpenBLAS for GEMM, Swift SIMD elsewhere).
     public static func cpu() -> Device { Device(backend: .cpu(CPUDevice.shared), name: "cpu") }
 
-    /// Opens Vulkan physical device `index`.
-    public static func vulkan(_ index: Int, validation: Bool? = nil) throws -> Device {
+    /// Opens Vulkan physical device `index` (validation: the Khronos layer; nil reads `WAN_VK_VALIDATION`).
+    public static func vulkan(_ index: Int, validation: Bool? = nil, options: VulkanOptions = VulkanOptions()) throws -> Device {
         let instance = try VulkanInstance.get(validation: validation)
-        return Device(backend: .vulkan(try VulkanDevice(index: index, instance: instance)), name: "vulkan:\(index)")
+        return Device(backend: .vulkan(try VulkanDevice(index: index, instance: instance, options: options)), name: "vulkan:\(index)")
     }
 
     /// Opens the device a selector names: `cpu`, `vulkan:N` (or `vulkan` for 0), or `auto` (the first

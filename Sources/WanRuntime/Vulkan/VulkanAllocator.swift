@@ -71,7 +71,7 @@ final class VulkanAllocator: @unchecked Sendable {
     private(set) var usedBytes = 0
     private(set) var peakUsedBytes = 0
 
-    init(device: VkDevice, physical: VkPhysicalDevice, capabilities caps: Capabilities) throws {
+    init(device: VkDevice, physical: VkPhysicalDevice, capabilities caps: Capabilities, forceStaging: Bool) throws {
         self.device = device
         self.caps = caps
         var mem = VkPhysicalDeviceMemoryProperties()
@@ -81,7 +81,6 @@ final class VulkanAllocator: @unchecked Sendable {
         let visible = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT.rawValue
         let coherent = VK_MEMORY_PROPERTY_HOST_COHERENT_BIT.rawValue
         let cached = VK_MEMORY_PROPERTY_HOST_CACHED_BIT.rawValue
-        let forceStaging = ProcessInfo.processInfo.environment["WAN_VK_FORCE_STAGING"] == "1"
         func find(_ want: (UInt32) -> Bool) -> UInt32? {
             types.indices.first { want(types[$0].propertyFlags) }.map(UInt32.init)
         }

@@ -1,6 +1,22 @@
 import CVulkan
 import Foundation
 
+/// How to open a Vulkan device.
+public struct VulkanOptions: Sendable {
+    /// Route uploads and downloads through host-visible staging memory even when tensor memory is
+    /// mappable (the path discrete GPUs take); also set by `WAN_VK_FORCE_STAGING=1`.
+    public var forceStaging: Bool
+    /// Where the pipeline cache file lives (default `$WAN_CACHE_DIR`, else `$XDG_CACHE_HOME/wan`,
+    /// else `~/.cache/wan`; `WAN_PIPELINE_CACHE=0` disables it).
+    public var pipelineCacheDirectory: URL?
+
+    public init(forceStaging: Bool = ProcessInfo.processInfo.environment["WAN_VK_FORCE_STAGING"] == "1",
+                pipelineCacheDirectory: URL? = nil) {
+        self.forceStaging = forceStaging
+        self.pipelineCacheDirectory = pipelineCacheDirectory
+    }
+}
+
 /// An opened Vulkan device: logical device, one compute queue, memory allocator, pipelines (with an
 /// on-disk pipeline cache) and the capabilities read once at open.
 public final class VulkanDevice: @unchecked Sendable {
@@ -11,12 +27,12 @@ public final class VulkanDevice: @unchecked Sendable {
     let handle: VkDevice
     let queue: VkQueue
     let queueFamily: UInt32
-    let commandPool: VkCommandPool
     let pipelineLayout: VkPipelineLayout
     let allocator: VulkanAllocator
     let pipelineCache: VkPipelineCache?
-    let pipelineCacheURL: URL?
-    /// Serialises queue submission, the command pool and the pipeline table.
+    /// The pipeline cache file (nil when disabled).
+    public let pipelineCacheURL: URL?
+    /// Serialises queue submission and the pipeline table.
     let lock = NSLock()
     private var pipelines: [PipelineKey: VkPipeline] = [:]
     private var modules: [String: VkShaderModule] = [:]
@@ -29,7 +45,7 @@ public final class VulkanDevice: @unchecked Sendable {
     }
 
     /// Opens physical device `index` of the instance.
-    public init(index: Int, instance: VulkanInstance) throws {
+    public init(index: Int, instance: VulkanInstance, options: VulkanOptions = VulkanOptions()) throws {
         self.instance = instance
         self.index = index
         let devices = try instance.physicalDevices()
@@ -123,14 +139,6 @@ public final class VulkanDevice: @unchecked Sendable {
         guard let q else { throw RuntimeError.vulkan(call: "vkGetDeviceQueue", result: -3) }
         queue = q
 
-        var pci = VkCommandPoolCreateInfo()
-        pci.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO
-        pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT.rawValue
-        pci.queueFamilyIndex = UInt32(family)
-        var pool: VkCommandPool?
-        try vkCheck(vkCreateCommandPool(dev, &pci, nil, &pool), "vkCreateCommandPool")
-        commandPool = pool!
-
         var range = VkPushConstantRange()
         range.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT.rawValue
         range.offset = 0
@@ -146,8 +154,8 @@ public final class VulkanDevice: @unchecked Sendable {
         try vkCheck(lr, "vkCreatePipelineLayout")
         pipelineLayout = layout!
 
-        allocator = try VulkanAllocator(device: dev, physical: pd, capabilities: caps)
-        (pipelineCache, pipelineCacheURL) = VulkanDevice.openPipelineCache(device: dev, caps: caps)
+        allocator = try VulkanAllocator(device: dev, physical: pd, capabilities: caps, forceStaging: options.forceStaging)
+        (pipelineCache, pipelineCacheURL) = VulkanDevice.openPipelineCache(device: dev, caps: caps, directory: options.pipelineCacheDirectory)
     }
 
     deinit {
@@ -158,7 +166,6 @@ public final class VulkanDevice: @unchecked Sendable {
         allocator.destroyAll()
         if let pipelineCache { vkDestroyPipelineCache(handle, pipelineCache, nil) }
         vkDestroyPipelineLayout(handle, pipelineLayout, nil)
-        vkDestroyCommandPool(handle, commandPool, nil)
         vkDestroyDevice(handle, nil)
     }
 
@@ -226,12 +233,13 @@ public final class VulkanDevice: @unchecked Sendable {
 
     // MARK: pipeline cache on disk
 
-    private static func openPipelineCache(device: VkDevice, caps: Capabilities) -> (VkPipelineCache?, URL?) {
+    private static func openPipelineCache(device: VkDevice, caps: Capabilities, directory: URL?) -> (VkPipelineCache?, URL?) {
         let env = ProcessInfo.processInfo.environment
         var url: URL?
         if env["WAN_PIPELINE_CACHE"] != "0" {
             let dir: URL
-            if let d = env["WAN_CACHE_DIR"] { dir = URL(fileURLWithPath: d) }
+            if let directory { dir = directory }
+            else if let d = env["WAN_CACHE_DIR"] { dir = URL(fileURLWithPath: d) }
             else if let x = env["XDG_CACHE_HOME"] { dir = URL(fileURLWithPath: x).appendingPathComponent("wan") }
             else { dir = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/wan") }
             let uuid = caps.pipelineCacheUUID.map { String(format: "%02x", $0) }.joined()
@@ -273,8 +281,8 @@ public final class VulkanDevice: @unchecked Sendable {
 
     /// Records commands into a fresh command buffer, submits it and waits (used for transfers).
     func submitAndWait(_ record: (VkCommandBuffer) throws -> Void) throws {
-        let cmd = try allocateCommandBuffer()
-        defer { freeCommandBuffer(cmd) }
+        let (pool, cmd) = try makeCommandBuffer()
+        defer { destroyCommandPool(pool) }
         var bi = VkCommandBufferBeginInfo()
         bi.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO
         bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT.rawValue
@@ -287,24 +295,32 @@ public final class VulkanDevice: @unchecked Sendable {
         try wait(fence)
     }
 
-    func allocateCommandBuffer() throws -> VkCommandBuffer {
-        lock.lock()
-        defer { lock.unlock() }
+    /// A command pool with one primary command buffer. Each recorder owns its own pool, because
+    /// Vulkan requires a pool (and its buffers) to be recorded from one thread at a time.
+    func makeCommandBuffer() throws -> (VkCommandPool, VkCommandBuffer) {
+        var pci = VkCommandPoolCreateInfo()
+        pci.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO
+        pci.queueFamilyIndex = queueFamily
+        var pool: VkCommandPool?
+        try vkCheck(vkCreateCommandPool(handle, &pci, nil, &pool), "vkCreateCommandPool")
+        guard let pool else { throw RuntimeError.vulkan(call: "vkCreateCommandPool", result: -3) }
         var ai = VkCommandBufferAllocateInfo()
         ai.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO
-        ai.commandPool = commandPool
+        ai.commandPool = pool
         ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY
         ai.commandBufferCount = 1
         var cmd: VkCommandBuffer?
-        try vkCheck(vkAllocateCommandBuffers(handle, &ai, &cmd), "vkAllocateCommandBuffers")
-        return cmd!
+        let r = vkAllocateCommandBuffers(handle, &ai, &cmd)
+        guard r == VK_SUCCESS, let cmd else {
+            vkDestroyCommandPool(handle, pool, nil)
+            throw RuntimeError.vulkan(call: "vkAllocateCommandBuffers", result: r.rawValue)
+        }
+        return (pool, cmd)
     }
 
-    func freeCommandBuffer(_ cmd: VkCommandBuffer) {
-        lock.lock()
-        defer { lock.unlock() }
-        var c: VkCommandBuffer? = cmd
-        vkFreeCommandBuffers(handle, commandPool, 1, &c)
+    /// Destroys a pool made by `makeCommandBuffer` (and its command buffer).
+    func destroyCommandPool(_ pool: VkCommandPool) {
+        vkDestroyCommandPool(handle, pool, nil)
     }
 
     func makeFence() throws -> VkFence {

@@ -12,6 +12,7 @@ struct Kernel: Sendable {
 /// earlier one wrote (RAW) or writes what an earlier one read or wrote (WAR/WAW).
 final class VulkanRecorder: @unchecked Sendable {
     let device: VulkanDevice
+    let pool: VkCommandPool
     let cmd: VkCommandBuffer
     let fence: VkFence
     let profile: Bool
@@ -30,7 +31,7 @@ final class VulkanRecorder: @unchecked Sendable {
     init(device: VulkanDevice, profile: Bool) throws {
         self.device = device
         self.profile = profile && device.capabilities.timestampSupported
-        cmd = try device.allocateCommandBuffer()
+        (pool, cmd) = try device.makeCommandBuffer()
         fence = try device.makeFence()
         if self.profile {
             var qci = VkQueryPoolCreateInfo()
@@ -56,7 +57,7 @@ final class VulkanRecorder: @unchecked Sendable {
         if pending { _ = try? device.wait(fence) }
         vkDestroyFence(device.handle, fence, nil)
         if let queryPool { vkDestroyQueryPool(device.handle, queryPool, nil) }
-        device.freeCommandBuffer(cmd)
+        device.destroyCommandPool(pool)
     }
 
     private func barrier(force: Bool = false) {
