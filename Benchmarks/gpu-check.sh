@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# GPU check on a lent machine (see ../shared/research/gpu-run-recipe.md). Two halves:
+#
+#   bash Benchmarks/gpu-check.sh prepare   # here: static release binaries + Debian packages into .gpu/ and .gl/
+#   bash Benchmarks/gpu-check.sh device    # there (device tool, carry [".gpu", ".gl"]): kernel tests + wan-bench
+#
+# The device half unpacks the Vulkan loader and OpenBLAS, prints `wan devices`, runs the kernel tests
+# (Swift Testing) on the GPU's Vulkan driver, then prints the wan-bench tables at full Wan shapes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode="${1:-}"
+
+case "$mode" in
+prepare)
+    swift build -c release --static-swift-stdlib --product wan
+    swift build -c release --static-swift-stdlib --product wan-bench
+    swift build -c release --static-swift-stdlib --build-tests
+    bin=$(swift build -c release --show-bin-path)
+    rm -rf .gpu && mkdir -p .gpu/lib
+    cp "$bin/wan" "$bin/wan-bench" .gpu/
+    cp "$bin/WanVulkanPackageTests.xctest" .gpu/tests
+    # Toolchain libraries the test binary still links dynamically (Testing, Foundation, ...).
+    for f in .gpu/wan .gpu/wan-bench .gpu/tests; do
+        ldd "$f" | awk '/=> \/opt\/swift/ {print $3}' | xargs -r -I{} cp -n {} .gpu/lib/
+    done
+    grep -qx '/.gl/' .git/info/exclude 2>/dev/null || echo /.gl/ >> .git/info/exclude
+    if [ ! -d .gl ] || [ -z "$(ls .gl/*.deb 2>/dev/null)" ]; then
+        mkdir -p .gl /tmp/amd64/partial
+        o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
+        apt-get $o update -qq
+        (cd .gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 \
+            libopenblas0-pthread libgfortran5 libquadmath0)
+    fi
+    du -sh .gpu .gl
+    ;;
+device)
+    for f in .gl/lib{vulkan1,egl1,glvnd0,opengl0,gl1,glx0,gles2}_*.deb; do dpkg -x "$f" /; done
+    ldconfig
+    mkdir -p /tmp/deps
+    for f in .gl/lib{openblas0-pthread,gfortran5,quadmath0}_*.deb; do dpkg -x "$f" /tmp/deps; done
+    export LD_LIBRARY_PATH="$PWD/.gpu/lib:/tmp/deps/usr/lib/x86_64-linux-gnu/openblas-pthread:/tmp/deps/usr/lib/x86_64-linux-gnu"
+    if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ] \
+        && ! .gpu/wan devices 2>/dev/null | grep -q '^vulkan:0'; then
+        export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+    fi
+    export WAN_REQUIRE_VULKAN=1 WAN_CACHE_DIR=/tmp/wan-cache
+    echo "== devices"; .gpu/wan devices
+    echo "== kernel tests on the GPU"
+    .gpu/tests --testing-library swift-testing 2>&1 | grep -E "✘|↳|Test run" | tail -40 || true
+    echo "== benchmarks"
+    .gpu/wan-bench --device vulkan:0 --full --repeats "${REPEATS:-5}" "${@:2}"
+    ;;
+*)
+    echo "usage: $0 prepare|device [SUITE...]" >&2
+    exit 2
+    ;;
+esac
