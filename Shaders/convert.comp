@@ -3,7 +3,7 @@
 #extension GL_GOOGLE_include_directive : enable
 #include "common.glsl"
 
-layout(local_size_x = 256) in;
+layout(local_size_x = LINEAR_WG) in;
 layout(constant_id = 0) const uint SRC_DT = 0;
 layout(constant_id = 1) const uint DST_DT = 0;
 

@@ -160,9 +160,14 @@ void copy_raw(uint64_t src, uint si, uint64_t dst, uint di, uint esize) {
     else U8Ref(dst).v[di] = U8Ref(src).v[si];
 }
 
-// Linear index of a 1D/2D dispatch (large element counts are spread over x and y).
+// Linear index of a 1D dispatch whose workgroups are spread over x and y (see `grid1D` in Swift).
+// Shaders using it declare `layout(local_size_x = LINEAR_WG) in;`.
+// NOTE: lavapipe (Mesa 22.3, LLVM 15) computes gl_GlobalInvocationID and gl_WorkGroupSize wrongly for
+// workgroups with y or z > 0 (only gl_LocalInvocationID and gl_WorkGroupID are right), so no shader
+// here uses those two built-ins.
+#define LINEAR_WG 256u
 uint linear_id() {
-    return gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * (gl_NumWorkGroups.x * gl_WorkGroupSize.x);
+    return gl_LocalInvocationID.x + LINEAR_WG * (gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x);
 }
 
 #endif

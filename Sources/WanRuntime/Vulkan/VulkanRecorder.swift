@@ -121,14 +121,20 @@ final class VulkanRecorder: @unchecked Sendable {
                                    UInt32($0.count), $0.baseAddress)
             }
         }
-        let timed = queryPool != nil && labels.count < VulkanRecorder.maxTimedDispatches
-        if timed, let queryPool {
-            vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, queryPool, UInt32(2 * labels.count))
+        timed(label ?? kernel.name) {
+            vkCmdDispatch(cmd, UInt32(groups.0), UInt32(groups.1), UInt32(groups.2))
         }
-        vkCmdDispatch(cmd, UInt32(groups.0), UInt32(groups.1), UInt32(groups.2))
-        if timed, let queryPool {
-            vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPool, UInt32(2 * labels.count + 1))
-            labels.append(label ?? kernel.name)
+    }
+
+    /// Records `body` between two timestamps when profiling (while query slots last).
+    private func timed(_ label: String, _ body: () -> Void) {
+        let slot = labels.count
+        let on = queryPool != nil && slot < VulkanRecorder.maxTimedDispatches
+        if on, let queryPool { vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, queryPool, UInt32(2 * slot)) }
+        body()
+        if on, let queryPool {
+            vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, queryPool, UInt32(2 * slot + 1))
+            labels.append(label)
         }
         dispatchCount += 1
     }
@@ -142,8 +148,7 @@ final class VulkanRecorder: @unchecked Sendable {
         var region = VkBufferCopy(srcOffset: VkDeviceSize(a.offset + src.offset * src.dtype.size),
                                   dstOffset: VkDeviceSize(b.offset + dst.offset * dst.dtype.size),
                                   size: VkDeviceSize(count))
-        vkCmdCopyBuffer(cmd, a.buffer, b.buffer, 1, &region)
-        dispatchCount += 1
+        timed("copy \(count) bytes") { vkCmdCopyBuffer(cmd, a.buffer, b.buffer, 1, &region) }
     }
 
     /// Workgroups for `n` invocations of `local` threads each, spread over x and y so that no
