@@ -9,6 +9,9 @@ import WanRuntime
 
 let suites: [BenchSuite] = [
     convertSuite,
+    elementwiseSuite,
+    normSuite,
+    layoutSuite,
 ]
 
 var deviceArg = "all"
