@@ -10,6 +10,7 @@ import WanRuntime
 let suites: [BenchSuite] = [
     convertSuite,
     elementwiseSuite,
+    gemmSuite,
     normSuite,
     layoutSuite,
 ]

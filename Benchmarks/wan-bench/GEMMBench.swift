@@ -1,0 +1,48 @@
+import WanRuntime
+
+/// Batched GEMM (fp32 accumulation) at Wan 14B's Linear shapes: M = 32760 tokens, hidden 1536 (1.3B)
+/// with the FFN's 8960; f32 and f16 inputs, plus a Linear with a fused bias + GELU epilogue. The CPU
+/// rows are OpenBLAS `sgemm` (f16 operands converted to f32 first).
+let gemmSuite = BenchSuite(name: "gemm") { ctx in
+    // (M, N, K): projections 1536→1536, FFN down 8960→1536, FFN up 1536→8960.
+    let shapes = ctx.fullSize
+        ? [(32760, 1536, 1536), (32760, 1536, 8960), (32760, 8960, 1536)]
+        : [(256, 192, 320), (200, 96, 448), (136, 320, 96)]
+    var rows: [BenchRow] = []
+    for device in ctx.devices {
+        // OpenBLAS at full size takes seconds per run: fewer repeats there.
+        let repeats = device.isCPU && ctx.fullSize ? min(ctx.repeats, 2) : ctx.repeats
+        for (m, n, k) in shapes {
+            let flops = 2 * Double(m) * Double(n) * Double(k)
+            for dtype in [DType.f32, .f16] {
+                // x [M, K] · Wᵀ with W [N, K]: the Linear layout.
+                let x = try device.tensor(Bench.random(m * k, seed: 1), shape: [m, k], dtype: dtype)
+                let w = try device.tensor(Bench.random(n * k, seed: 2), shape: [n, k], dtype: dtype)
+                let out = try device.empty([m, n], dtype: dtype)
+                let ms = try Bench.time(device, repeats: repeats) { try $0.gemm(x, w, out: out, transposeB: true) }
+                rows.append(BenchRow(kernel: "gemm \(dtype) x·Wᵀ", shape: "\(m)x\(n)x\(k)", device: Bench.label(device), ms: ms,
+                                     flops: flops, bytes: Double((m * k + n * k + m * n) * dtype.size),
+                                     memoryBytes: device.memoryStatistics.used))
+                if dtype == .f32 && (m, n, k) == shapes[shapes.count - 1] {
+                    // The FFN up projection as the model runs it: bias and GELU (tanh) fused.
+                    let bias = try device.tensor(Bench.random(n, seed: 3), shape: [n], dtype: dtype)
+                    let ms = try Bench.time(device, repeats: repeats) {
+                        try $0.gemm(x, w, out: out, transposeB: true, bias: bias, activation: .geluTanh)
+                    }
+                    rows.append(BenchRow(kernel: "gemm \(dtype) x·Wᵀ+b gelu", shape: "\(m)x\(n)x\(k)", device: Bench.label(device),
+                                         ms: ms, flops: flops, bytes: Double((m * k + n * k + m * n) * dtype.size),
+                                         memoryBytes: device.memoryStatistics.used))
+                }
+                if dtype == .f32 && (m, n, k) == shapes[0] {
+                    // x · W with W [K, N] (no transposition) for comparison.
+                    let wn = try device.tensor(Bench.random(n * k, seed: 2), shape: [k, n], dtype: dtype)
+                    let ms = try Bench.time(device, repeats: repeats) { try $0.gemm(x, wn, out: out) }
+                    rows.append(BenchRow(kernel: "gemm \(dtype) x·W", shape: "\(m)x\(n)x\(k)", device: Bench.label(device), ms: ms,
+                                         flops: flops, bytes: Double((m * k + n * k + m * n) * dtype.size),
+                                         memoryBytes: device.memoryStatistics.used))
+                }
+            }
+        }
+    }
+    return rows
+}

@@ -1,0 +1,341 @@
+import COpenBLAS
+import Foundation
+import WanShaders
+
+/// Activation applied in a kernel epilogue.
+public enum Activation: String, Sendable, CaseIterable {
+    case none, geluTanh, geluErf, silu
+
+    /// The number shaders use for this activation (`ACT` in `gemm.comp`).
+    var code: UInt32 {
+        switch self {
+        case .none: return 0
+        case .geluTanh: return 1
+        case .geluErf: return 2
+        case .silu: return 3
+        }
+    }
+
+    /// The activation of one value, as the CPU kernels compute it.
+    @inline(__always)
+    func apply(_ x: Float) -> Float {
+        switch self {
+        case .none: return x
+        case .geluTanh: return 0.5 * x * (1 + Foundation.tanh(0.797_884_560_802_865_4 * (x + 0.044715 * x * x * x)))
+        case .geluErf: return 0.5 * x * (1 + Foundation.erf(x * 0.707_106_781_186_547_6))
+        case .silu: return x / (1 + Foundation.exp(-x))
+        }
+    }
+}
+
+/// A tile configuration of the Vulkan GEMM: each workgroup computes `bm`×`bn` outputs from `bk`-wide
+/// K slices, each thread `tm`×`tn` of them. Written `BMxBNxBKxTMxTN` (e.g. `128x128x16x8x8`).
+struct GEMMTile: Sendable, Hashable, CustomStringConvertible {
+    var bm, bn, bk, tm, tn: Int
+    /// Whether the loop over a slice's k is unrolled; nil: on GPUs, not on CPU implementations of Vulkan
+    /// (whose shader compiler takes seconds on the unrolled body).
+    var unroll: Bool?
+
+    /// Threads per workgroup.
+    var threads: Int { (bm / tm) * (bn / tn) }
+    /// Shared memory of the double-buffered A and B slices (one vec4 of padding per row).
+    var sharedBytes: Int { 2 * bk * ((bm + 4) + (bn + 4)) * 4 }
+    var description: String { "\(bm)x\(bn)x\(bk)x\(tm)x\(tn)" }
+
+    static let large = GEMMTile(bm: 128, bn: 128, bk: 16, tm: 8, tn: 8)
+    static let largeThin = GEMMTile(bm: 128, bn: 128, bk: 8, tm: 8, tn: 8)
+    static let medium = GEMMTile(bm: 64, bn: 64, bk: 16, tm: 4, tn: 4)
+    static let small = GEMMTile(bm: 32, bn: 32, bk: 16, tm: 4, tn: 4)
+
+    init(bm: Int, bn: Int, bk: Int, tm: Int, tn: Int, unroll: Bool? = nil) {
+        self.bm = bm; self.bn = bn; self.bk = bk; self.tm = tm; self.tn = tn; self.unroll = unroll
+    }
+
+    /// Parses `BMxBNxBKxTMxTN`.
+    init(parsing text: String) throws {
+        let parts = text.lowercased().split(separator: "x").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 5, let bm = parts[0], let bn = parts[1], let bk = parts[2], let tm = parts[3], let tn = parts[4] else {
+            throw RuntimeError.invalidArgument("GEMM tile '\(text)': expected BMxBNxBKxTMxTN, e.g. 128x128x16x8x8")
+        }
+        self.init(bm: bm, bn: bn, bk: bk, tm: tm, tn: tn)
+    }
+
+    /// Throws unless the shader can run this tile on a device with `caps`.
+    func validate(_ caps: Capabilities) throws {
+        let shapeOK = bm > 0 && bn > 0 && bk > 0 && tm > 0 && tn > 0
+            && tm % 4 == 0 && tn % 4 == 0 && bk % 4 == 0 && bm % tm == 0 && bn % tn == 0
+            && bk * (max(bm, bn) / 4 + 1) < 65536
+        guard shapeOK else {
+            throw RuntimeError.invalidArgument("GEMM tile \(self): TM, TN, BK must be multiples of 4 dividing BM, BN")
+        }
+        guard threads <= caps.maxComputeWorkGroupInvocations, threads <= caps.maxComputeWorkGroupSize[0] else {
+            throw RuntimeError.invalidArgument("GEMM tile \(self): \(threads) threads exceed the device's workgroup limit \(caps.maxComputeWorkGroupInvocations)")
+        }
+        guard sharedBytes <= caps.maxComputeSharedMemorySize else {
+            throw RuntimeError.invalidArgument("GEMM tile \(self): \(sharedBytes) bytes of shared memory exceed \(caps.maxComputeSharedMemorySize)")
+        }
+    }
+
+    /// The tile for a problem of `batch` × M×N outputs on a device: `WAN_GEMM_TILE` when set, else
+    /// 128×128 (8×8 per thread) when the problem has enough tiles to fill a GPU, smaller tiles for
+    /// small M or N, and small tiles on CPU implementations of Vulkan (lavapipe).
+    static func choose(_ caps: Capabilities, m: Int, n: Int, batch: Int) throws -> GEMMTile {
+        if let env = getenv("WAN_GEMM_TILE"), env.pointee != 0 {
+            let t = try GEMMTile(parsing: String(cString: env))
+            try t.validate(caps)
+            return t
+        }
+        func fits(_ t: GEMMTile) -> Bool {
+            (try? t.validate(caps)) != nil && t.threads >= caps.subgroupSize
+        }
+        func tiles(_ t: GEMMTile) -> Int { ((m + t.bm - 1) / t.bm) * ((n + t.bn - 1) / t.bn) * batch }
+        if caps.isSoftware {
+            return fits(.medium) ? .medium : .small
+        }
+        // Enough workgroups to occupy every multiprocessor of a large GPU a few times over.
+        let enough = 256
+        for t in [GEMMTile.large, .largeThin] where fits(t) && tiles(t) >= enough { return t }
+        if fits(.medium) && tiles(.medium) >= enough / 2 { return .medium }
+        if fits(.small) { return .small }
+        return .medium
+    }
+}
+
+extension CommandList {
+    /// out = act(alpha · op(A) · op(B) + bias) (+ residual), batched, fp32 accumulation. A is [..., M, K]
+    /// ([..., K, M] with `transposeA`), B is [..., K, N] ([..., N, K] with `transposeB`, the Linear weight
+    /// layout), either may be unbatched (shared); out and residual are [..., M, N], bias is [N].
+    public func gemm(_ a: Tensor, _ b: Tensor, out: Tensor, transposeA: Bool = false, transposeB: Bool = false,
+                     alpha: Float = 1, bias: Tensor? = nil, activation: Activation = .none, residual: Tensor? = nil) throws {
+        try gemm(a, b, out: out, transposeA: transposeA, transposeB: transposeB, alpha: alpha, bias: bias,
+                 activation: activation, residual: residual, tile: nil)
+    }
+
+    /// `gemm` with an explicit Vulkan tile configuration (tests and benchmarks); nil picks one.
+    func gemm(_ a: Tensor, _ b: Tensor, out: Tensor, transposeA: Bool, transposeB: Bool, alpha: Float,
+              bias: Tensor?, activation: Activation, residual: Tensor?, tile: GEMMTile?) throws {
+        let op = "gemm"
+        try checkDevice([a, b, out] + [bias, residual].compactMap { $0 }, op: op)
+        for (name, t) in [("A", a), ("B", b), ("out", out)] + [("bias", bias), ("residual", residual)].compactMap({ n, t in t.map { (n, $0) } }) {
+            guard t.dtype.isComputeFloat else {
+                throw RuntimeError.unsupportedDType("\(op): \(name) is \(t.dtype); expected f32, f16 or bf16")
+            }
+        }
+        guard a.rank >= 2, b.rank >= 2 else {
+            throw RuntimeError.shapeMismatch("\(op): operands need rank >= 2, got A \(a.shape) B \(b.shape)")
+        }
+        guard a.isContiguous, b.isContiguous else {
+            throw RuntimeError.invalidArgument("\(op): A and B must be dense in their stored layout (copy them first)")
+        }
+        let ra = a.rank, rb = b.rank
+        let m = transposeA ? a.shape[ra - 1] : a.shape[ra - 2]
+        let k = transposeA ? a.shape[ra - 2] : a.shape[ra - 1]
+        let kb = transposeB ? b.shape[rb - 1] : b.shape[rb - 2]
+        let n = transposeB ? b.shape[rb - 2] : b.shape[rb - 1]
+        guard k == kb else {
+            throw RuntimeError.shapeMismatch("\(op): inner dimensions differ: A \(a.shape)\(transposeA ? "ᵀ" : "") B \(b.shape)\(transposeB ? "ᵀ" : "")")
+        }
+        let aBatch = Array(a.shape.dropLast(2)), bBatch = Array(b.shape.dropLast(2))
+        guard aBatch.isEmpty || bBatch.isEmpty || aBatch == bBatch else {
+            throw RuntimeError.shapeMismatch("\(op): batch dimensions differ: A \(a.shape) B \(b.shape)")
+        }
+        let batchDims = aBatch.isEmpty ? bBatch : aBatch
+        let batch = batchDims.reduce(1, *)
+        guard out.shape == batchDims + [m, n] else {
+            throw RuntimeError.shapeMismatch("\(op): out is \(out.shape), expected \(batchDims + [m, n])")
+        }
+        if let bias {
+            guard bias.shape == [n] else { throw RuntimeError.shapeMismatch("\(op): bias is \(bias.shape), expected [\(n)]") }
+            guard bias.isContiguous else { throw RuntimeError.invalidArgument("\(op): bias must be dense") }
+        }
+        if let residual {
+            guard residual.shape == out.shape else {
+                throw RuntimeError.shapeMismatch("\(op): residual is \(residual.shape), expected \(out.shape)")
+            }
+            guard residual.isContiguous else { throw RuntimeError.invalidArgument("\(op): residual must be dense") }
+            try checkOutput(out, notAliasing: [residual], op: op)
+        } else {
+            try checkOutput(out, notAliasing: [], op: op)
+        }
+        for t in [a, b] + [bias].compactMap({ $0 }) where out.overlaps(t) {
+            throw RuntimeError.invalidArgument("\(op): output overlaps an input")
+        }
+        if out.count == 0 { return }
+
+        // One batch of M' = batch·M rows when A is batched, not transposed, and B is shared.
+        var mm = m, nb = batch
+        var strideA = aBatch.isEmpty ? 0 : m * k, strideB = bBatch.isEmpty ? 0 : k * n, strideOut = m * n
+        if batch > 1 && bBatch.isEmpty && !transposeA && batch * m * max(k, n) < Int(Int32.max) {
+            mm = batch * m; nb = 1; strideA = 0; strideB = 0; strideOut = 0
+        }
+        guard mm * k < Int(Int32.max), k * n < Int(Int32.max), mm * n < Int(Int32.max), nb < Int(UInt32.max) else {
+            throw RuntimeError.invalidArgument("\(op): a matrix of \(m)x\(n)x\(k) exceeds 2^31 elements per batch")
+        }
+        let label = "gemm \(batch > 1 ? "\(batch)x" : "")\(m)x\(n)x\(k) \(a.dtype)\(transposeA ? "ᵀ" : "")·\(b.dtype)\(transposeB ? "ᵀ" : "")->\(out.dtype)"
+            + (bias != nil ? "+bias" : "") + (activation != .none ? " \(activation)" : "") + (residual != nil ? "+res" : "")
+
+        switch impl {
+        case let .cpu(r):
+            let shape = CPUGEMMShape(m: mm, n: n, k: k, batch: nb, strideA: strideA, strideB: strideB, strideOut: strideOut,
+                                     transposeA: transposeA, transposeB: transposeB, alpha: alpha, activation: activation)
+            r.enqueue(label) {
+                CPUGEMM.run(shape, a: a, b: b, out: out, bias: bias, residual: residual, device: r.device)
+            }
+        case let .vulkan(r):
+            let caps = r.device.capabilities
+            let t: GEMMTile
+            if let tile {
+                try tile.validate(caps)
+                t = tile
+            } else {
+                t = try GEMMTile.choose(caps, m: mm, n: n, batch: nb)
+            }
+            func vectorizable(_ x: Tensor, contiguousLength: Int) -> Bool {
+                contiguousLength % 4 == 0 && x.deviceAddress % UInt64(4 * x.dtype.size) == 0
+            }
+            let vecA = vectorizable(a, contiguousLength: transposeA ? m : k)
+            let vecB = vectorizable(b, contiguousLength: transposeB ? k : n)
+            let constants: [UInt32] = [
+                UInt32(t.bm), UInt32(t.bn), UInt32(t.bk), UInt32(t.tm), UInt32(t.tn), UInt32(t.threads),
+                a.dtype.code, b.dtype.code, out.dtype.code, bias?.dtype.code ?? 0, residual?.dtype.code ?? 0,
+                transposeA ? 1 : 0, transposeB ? 1 : 0, vecA ? 1 : 0, vecB ? 1 : 0,
+                bias != nil ? 1 : 0, residual != nil ? 1 : 0, activation.code, (t.unroll ?? !caps.isSoftware) ? 1 : 0,
+            ]
+            var p = PushConstants()
+            p.address(a)
+            p.address(b)
+            p.address(out)
+            p.u64(bias?.deviceAddress ?? 0)
+            p.u64(residual?.deviceAddress ?? 0)
+            p.u32(mm)
+            p.u32(n)
+            p.u32(k)
+            p.u32(nb)
+            p.u32(strideA)
+            p.u32(strideB)
+            p.u32(strideOut)
+            p.f32(alpha)
+            let groups = ((n + t.bn - 1) / t.bn, (mm + t.bm - 1) / t.bm, min(nb, caps.maxComputeWorkGroupCount[2]))
+            try r.dispatch(Kernel(name: "gemm", spirv: SPIRV.gemm), constants: constants, push: p, groups: groups,
+                           reads: [a, b] + [bias, residual].compactMap { $0 }, writes: [out], label: label + " [\(t)]")
+        }
+    }
+}
+
+/// Problem description of one CPU GEMM call (after folding a shared-weight batch into M).
+struct CPUGEMMShape: Sendable {
+    var m, n, k, batch, strideA, strideB, strideOut: Int
+    var transposeA, transposeB: Bool
+    var alpha: Float
+    var activation: Activation
+}
+
+/// The CPU GEMM: OpenBLAS `cblas_sgemm` per batch on fp32 operands (f16/bf16 converted first), then
+/// the epilogue (bias, activation, residual, conversion to the output dtype) over rows in parallel.
+enum CPUGEMM {
+    /// Converts `count` elements at `src` to fp32 at `dst`, in parallel chunks.
+    static func toFloat(_ src: UnsafeRawPointer, dtype: DType, into dst: UnsafeMutablePointer<Float>, count: Int, device: CPUDevice) {
+        let chunk = 1 << 16
+        device.parallelFor((count + chunk - 1) / chunk, costPerItem: chunk) { blocks in
+            for c in blocks {
+                let lo = c * chunk, len = min(chunk, count - lo)
+                HostConversion.load(src + lo * dtype.size, dtype: dtype, into: dst + lo, count: len)
+            }
+        }
+    }
+
+    static func run(_ s: CPUGEMMShape, a: Tensor, b: Tensor, out: Tensor, bias: Tensor?, residual: Tensor?, device: CPUDevice) {
+        let (m, n, k) = (s.m, s.n, s.k)
+        let aPerBatch = m * k, bPerBatch = k * n
+        // fp32 views of the operands: the tensors themselves, or scratch converted per batch.
+        let aScratch: UnsafeMutablePointer<Float>? = a.dtype == .f32 ? nil : .allocate(capacity: max(1, aPerBatch))
+        let bScratch: UnsafeMutablePointer<Float>? = b.dtype == .f32 ? nil : .allocate(capacity: max(1, bPerBatch))
+        // The product goes straight into out when it is f32 and the residual is not out itself.
+        let direct = out.dtype == .f32 && !(residual.map { $0.overlaps(out) } ?? false)
+        let cScratch: UnsafeMutablePointer<Float>? = direct ? nil : .allocate(capacity: m * n)
+        var biasF: [Float] = []
+        if let bias {
+            biasF = [Float](repeating: 0, count: n)
+            biasF.withUnsafeMutableBufferPointer { HostConversion.load(bias.hostPointer!, dtype: bias.dtype, into: $0.baseAddress!, count: n) }
+        }
+        defer {
+            aScratch?.deallocate()
+            bScratch?.deallocate()
+            cScratch?.deallocate()
+        }
+        let aHost = a.hostPointer!, bHost = b.hostPointer!, outHost = out.hostPointer!
+        var bConverted = -1
+        for z in 0..<s.batch {
+            let aOff = z * s.strideA, bOff = z * s.strideB
+            let aF: UnsafeMutablePointer<Float>
+            if let aScratch {
+                if z == 0 || s.strideA != 0 {
+                    toFloat(aHost + aOff * a.dtype.size, dtype: a.dtype, into: aScratch, count: aPerBatch, device: device)
+                }
+                aF = aScratch
+            } else {
+                aF = aHost.assumingMemoryBound(to: Float.self) + aOff
+            }
+            let bF: UnsafeMutablePointer<Float>
+            if let bScratch {
+                if bConverted != bOff {
+                    toFloat(bHost + bOff * b.dtype.size, dtype: b.dtype, into: bScratch, count: bPerBatch, device: device)
+                    bConverted = bOff
+                }
+                bF = bScratch
+            } else {
+                bF = bHost.assumingMemoryBound(to: Float.self) + bOff
+            }
+            let outOff = z * s.strideOut
+            let c = cScratch ?? outHost.assumingMemoryBound(to: Float.self) + outOff
+            if k == 0 {
+                c.update(repeating: 0, count: m * n)
+            } else {
+                cblas_sgemm(CblasRowMajor, s.transposeA ? CblasTrans : CblasNoTrans, s.transposeB ? CblasTrans : CblasNoTrans,
+                            blasint(m), blasint(n), blasint(k), s.alpha,
+                            aF, blasint(max(1, s.transposeA ? m : k)), bF, blasint(max(1, s.transposeB ? k : n)),
+                            0, c, blasint(max(1, n)))
+            }
+            epilogue(c: c, m: m, n: n, bias: biasF, activation: s.activation,
+                     residual: residual.map { ($0.hostPointer! + outOff * $0.dtype.size, $0.dtype) },
+                     out: outHost + outOff * out.dtype.size, outDType: out.dtype, device: device)
+        }
+    }
+
+    /// out[row] = act(c[row] + bias) + residual[row], converted to `outDType` (c may be out itself).
+    static func epilogue(c: UnsafeMutablePointer<Float>, m: Int, n: Int, bias: [Float], activation: Activation,
+                         residual: (UnsafeMutableRawPointer, DType)?, out: UnsafeMutableRawPointer, outDType: DType,
+                         device: CPUDevice) {
+        let inPlace = outDType == .f32 && UnsafeMutableRawPointer(c) == out
+        if inPlace && bias.isEmpty && activation == .none && residual == nil { return }
+        bias.withUnsafeBufferPointer { biasBuf in
+            let bp = biasBuf.isEmpty ? nil : biasBuf.baseAddress
+            device.parallelFor(m, costPerItem: n * (activation == .none ? 2 : 16)) { rows in
+                let tmp = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n))
+                defer { tmp.deallocate() }
+                for row in rows {
+                    let src = c + row * n
+                    if let bp {
+                        for j in 0..<n { tmp[j] = src[j] + bp[j] }
+                    } else {
+                        tmp.update(from: src, count: n)
+                    }
+                    if activation != .none {
+                        for j in 0..<n { tmp[j] = activation.apply(tmp[j]) }
+                    }
+                    if let (res, dt) = residual {
+                        if dt == .f32 {
+                            let rp = res.assumingMemoryBound(to: Float.self) + row * n
+                            for j in 0..<n { tmp[j] += rp[j] }
+                        } else {
+                            let dst = src // c is consumed: reuse the row as the residual's fp32 copy
+                            HostConversion.load(res + row * n * dt.size, dtype: dt, into: dst, count: n)
+                            for j in 0..<n { tmp[j] += dst[j] }
+                        }
+                    }
+                    HostConversion.store(tmp, to: out + row * n * outDType.size, dtype: outDType, count: n)
+                }
+            }
+        }
+    }
+}

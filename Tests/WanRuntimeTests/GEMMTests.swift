@@ -1,0 +1,317 @@
+import Foundation
+import Testing
+@testable import WanRuntime
+
+/// One GEMM problem: shapes, layouts, dtypes and epilogue.
+private struct GEMMCase: CustomStringConvertible {
+    var m: Int, n: Int, k: Int
+    var batchA: [Int] = [], batchB: [Int] = []
+    var transA = false, transB = false
+    var aType = DType.f32, bType = DType.f32, outType = DType.f32
+    var alpha: Float = 1
+    var biasType: DType?
+    var activation = Activation.none
+    var residualType: DType?
+    /// The residual is `out` itself (out += ...).
+    var residualInPlace = false
+    var tile: GEMMTile?
+
+    var description: String {
+        "\(batchA)\(batchB) \(m)x\(n)x\(k) A\(transA ? "ᵀ" : "") \(aType) B\(transB ? "ᵀ" : "") \(bType) -> \(outType)"
+            + " alpha \(alpha) bias \(biasType.map { "\($0)" } ?? "-") \(activation) res \(residualType.map { "\($0)" } ?? "-")"
+            + (residualInPlace ? " in-place" : "") + " tile \(tile.map { "\($0)" } ?? "auto")"
+    }
+
+    var batchDims: [Int] { batchA.isEmpty ? batchB : batchA }
+    var outShape: [Int] { batchDims + [m, n] }
+}
+
+private func activationReference(_ a: Activation, _ x: Double) -> Double {
+    switch a {
+    case .none: return x
+    case .geluTanh: return 0.5 * x * (1 + tanh((2 / Double.pi).squareRoot() * (x + 0.044715 * x * x * x)))
+    case .geluErf: return 0.5 * x * (1 + erf(x / 2.0.squareRoot()))
+    case .silu: return x / (1 + exp(-x))
+    }
+}
+
+/// Runs a case on `device` and returns what it computed and the float64 reference.
+private func runCase(_ c: GEMMCase, on device: Device, seed: UInt64) throws -> (got: [Float], want: [Double]) {
+    var rng = TestRandom(seed: seed)
+    let (m, n, k) = (c.m, c.n, c.k)
+    let aShape = c.batchA + (c.transA ? [k, m] : [m, k])
+    let bShape = c.batchB + (c.transB ? [n, k] : [k, n])
+    let aVals = quantized(rng.floats(aShape.reduce(1, *)), c.aType)
+    let bVals = quantized(rng.floats(bShape.reduce(1, *)), c.bType)
+    let biasVals = c.biasType.map { quantized(rng.floats(n), $0) }
+    let resType = c.residualInPlace ? c.outType : c.residualType
+    let resVals = resType.map { quantized(rng.floats(c.outShape.reduce(1, *)), $0) }
+
+    let a = try device.tensor(aVals, shape: aShape, dtype: c.aType)
+    let b = try device.tensor(bVals, shape: bShape, dtype: c.bType)
+    let bias = try biasVals.map { try device.tensor($0, shape: [n], dtype: c.biasType!) }
+    var residual = try resVals.map { try device.tensor($0, shape: c.outShape, dtype: resType!) }
+    let out = c.residualInPlace ? residual! : try device.empty(c.outShape, dtype: c.outType)
+    if c.residualInPlace { residual = out }
+    let list = try CommandList(device: device)
+    try list.gemm(a, b, out: out, transposeA: c.transA, transposeB: c.transB, alpha: c.alpha, bias: bias,
+                  activation: c.activation, residual: residual, tile: c.tile)
+    try list.run()
+    let got = try device.read(out)
+
+    let batch = c.batchDims.reduce(1, *)
+    var want = [Double](repeating: 0, count: batch * m * n)
+    for z in 0..<batch {
+        let aOff = c.batchA.isEmpty ? 0 : z * m * k, bOff = c.batchB.isEmpty ? 0 : z * k * n
+        for i in 0..<m {
+            for j in 0..<n {
+                var s = 0.0
+                for l in 0..<k {
+                    let av = c.transA ? aVals[aOff + l * m + i] : aVals[aOff + i * k + l]
+                    let bv = c.transB ? bVals[bOff + j * k + l] : bVals[bOff + l * n + j]
+                    s += Double(av) * Double(bv)
+                }
+                var v = Double(c.alpha) * s + (biasVals.map { Double($0[j]) } ?? 0)
+                v = activationReference(c.activation, v)
+                let o = z * m * n + i * n + j
+                if let resVals { v += Double(resVals[o]) }
+                want[o] = v
+            }
+        }
+    }
+    return (got, want)
+}
+
+/// Runs a case on every test device and checks it against float64 within the output dtype's tolerance.
+private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    for device in devices {
+        let (got, want) = try runCase(c, on: device, seed: seed)
+        let err = maxRelativeError(got, want)
+        #expect(err <= tolerance(c.outType), "\(device.name) \(c): error \(err)", sourceLocation: sourceLocation)
+    }
+}
+
+@Suite struct GEMMTests {
+    /// All four transpose combinations, odd sizes, unbatched and batched (both operands batched).
+    @Test func transposesAndBatches() throws {
+        let devices = try TestDevices.all()
+        for transA in [false, true] {
+            for transB in [false, true] {
+                try check(GEMMCase(m: 37, n: 53, k: 29, transA: transA, transB: transB), devices: devices)
+                try check(GEMMCase(m: 21, n: 19, k: 33, batchA: [3], batchB: [3], transA: transA, transB: transB),
+                          devices: devices, seed: 2)
+            }
+        }
+        // Several batch dimensions.
+        try check(GEMMCase(m: 5, n: 7, k: 9, batchA: [2, 3], batchB: [2, 3], transB: true), devices: devices, seed: 3)
+        TestDevices.checkValidation()
+    }
+
+    /// Shared weights: B unbatched with A batched (plain and transposed A), A unbatched with B batched.
+    @Test func sharedOperands() throws {
+        let devices = try TestDevices.all()
+        try check(GEMMCase(m: 23, n: 31, k: 17, batchA: [3], transB: true, biasType: .f32), devices: devices)
+        try check(GEMMCase(m: 23, n: 31, k: 17, batchA: [3], transA: true), devices: devices, seed: 2)
+        try check(GEMMCase(m: 23, n: 31, k: 17, batchB: [3]), devices: devices, seed: 3)
+        try check(GEMMCase(m: 23, n: 31, k: 17, batchB: [2], transA: true, transB: true), devices: devices, seed: 4)
+        TestDevices.checkValidation()
+    }
+
+    /// Degenerate dimensions: M, N or K equal to 1, and K = 0 (out = epilogue of a zero product).
+    @Test func degenerateSizes() throws {
+        let devices = try TestDevices.all()
+        for (m, n, k) in [(1, 53, 29), (37, 1, 29), (37, 53, 1), (1, 1, 1), (1, 1, 40)] {
+            for transB in [false, true] {
+                try check(GEMMCase(m: m, n: n, k: k, transB: transB), devices: devices)
+            }
+        }
+        try check(GEMMCase(m: 1, n: 9, k: 6, batchA: [3], transB: true), devices: devices)
+        try check(GEMMCase(m: 4, n: 5, k: 0, biasType: .f32, activation: .silu), devices: devices)
+        TestDevices.checkValidation()
+    }
+
+    /// f32/f16/bf16 A, B and output: every (A, B), (A, out) and (B, out) pair (the shader's loads of A and
+    /// B and its store are independent), all 27 combinations on the CPU.
+    @Test func dtypeCombinations() throws {
+        let devices = try TestDevices.all()
+        let types: [DType] = [.f32, .f16, .bf16]
+        for (ia, at) in types.enumerated() {
+            for (ib, bt) in types.enumerated() {
+                for (io, ot) in types.enumerated() {
+                    let i = ia * 9 + ib * 3 + io
+                    // A Latin square: out type = (A + B) mod 3 covers every pair exactly once.
+                    let onVulkan = io == (ia + ib) % 3
+                    try check(GEMMCase(m: 19, n: 23, k: 21, transA: i % 3 == 0, transB: i % 2 == 0,
+                                       aType: at, bType: bt, outType: ot),
+                              devices: onVulkan ? devices : [TestDevices.cpu], seed: UInt64(i))
+                }
+            }
+        }
+        // Vector loads of 16-bit operands (contiguous length a multiple of 4).
+        for t in [DType.f16, .bf16] {
+            try check(GEMMCase(m: 20, n: 24, k: 28, transB: true, aType: t, bType: t), devices: devices)
+            try check(GEMMCase(m: 20, n: 24, k: 28, transA: true, aType: t, bType: t), devices: devices)
+        }
+        TestDevices.checkValidation()
+    }
+
+    /// alpha, bias, each activation and the residual (also in place), in several dtypes.
+    @Test func epilogue() throws {
+        let devices = try TestDevices.all()
+        for (i, act) in Activation.allCases.enumerated() {
+            // Pre-activation values spread over about [-6, 6] to reach every branch of erf.
+            try check(GEMMCase(m: 37, n: 53, k: 29, batchA: [2], transB: true, alpha: 1.5, biasType: .f32,
+                               activation: act, residualType: .f32), devices: devices, seed: UInt64(10 + i))
+            // 16-bit bias, residual and output, in turn with each activation.
+            let variants = [
+                GEMMCase(m: 17, n: 13, k: 25, transA: true, aType: .bf16, bType: .f16, outType: .f16, alpha: 0.5,
+                         biasType: .bf16, activation: act, residualType: .f16),
+                GEMMCase(m: 17, n: 13, k: 25, batchA: [2], batchB: [2], outType: .bf16, biasType: .f16,
+                         activation: act, residualType: .bf16),
+            ]
+            try check(variants[i % 2], devices: devices, seed: UInt64(20 + i))
+        }
+        // Bias only, residual only, residual in place (out += A·B) in f32 and f16.
+        try check(GEMMCase(m: 37, n: 53, k: 29, biasType: .f16), devices: devices, seed: 40)
+        try check(GEMMCase(m: 37, n: 53, k: 29, transB: true, residualType: .f16), devices: devices, seed: 41)
+        try check(GEMMCase(m: 37, n: 53, k: 29, batchA: [2], transB: true, biasType: .f32, activation: .geluTanh,
+                           residualInPlace: true), devices: devices, seed: 42)
+        try check(GEMMCase(m: 37, n: 53, k: 29, outType: .f16, residualInPlace: true), devices: devices, seed: 43)
+        TestDevices.checkValidation()
+    }
+
+    /// Activations near their tricky points: large magnitudes (tanh/exp overflow) and erf's range boundaries.
+    @Test func activationExtremes() throws {
+        let values: [Float] = [-30, -9, -4.1, -3.9, -1.31, -1.3, -0.5, -1e-3, 0, 1e-3, 0.5, 1.3, 1.31, 2.4, 3.9, 4.1, 9, 30, 90]
+        let n = values.count
+        for device in try TestDevices.all() {
+            // A = values as a column (M = n, K = 1), B = [[1]]: out = act(values).
+            let a = try device.tensor(values, shape: [n, 1])
+            let b = try device.tensor([1], shape: [1, 1])
+            for act in Activation.allCases {
+                let out = try device.empty([n, 1])
+                let list = try CommandList(device: device)
+                try list.gemm(a, b, out: out, activation: act)
+                try list.run()
+                let got = try device.read(out)
+                for i in 0..<n {
+                    let want = activationReference(act, Double(values[i]))
+                    #expect(abs(Double(got[i]) - want) <= 2.5e-7 * max(1, abs(Double(values[i]))),
+                            "\(device.name) \(act)(\(values[i])) = \(got[i]), want \(want)")
+                }
+            }
+        }
+        TestDevices.checkValidation()
+    }
+
+    /// Explicit tile configurations on Vulkan, including the 128×128 / 8×8-per-thread path, with sizes that
+    /// straddle tile edges in M, N and K, with and without vector loads, in every transpose combination.
+    @Test func tileConfigurations() throws {
+        guard let device = try TestDevices.vulkan() else { return }
+        let caps = device.vulkan!.capabilities
+        // (The default tile, 64×64×16×4×4 on lavapipe, runs in every other test.)
+        // 128×128×12: 1.5 loads per thread (the partial-group guard); .largeThin also unrolled as on GPUs.
+        var tiles = [GEMMTile.largeThin, GEMMTile(bm: 128, bn: 64, bk: 16, tm: 8, tn: 4), .small,
+                     GEMMTile(bm: 128, bn: 128, bk: 12, tm: 8, tn: 8)]
+        if (try? GEMMTile.large.validate(caps)) != nil { tiles.append(.large) }
+        var seed: UInt64 = 100
+        for tile in tiles {
+            for (transA, transB) in [(false, false), (false, true), (true, false), (true, true)] {
+                seed += 1
+                // Edges in M, N and K, scalar loads.
+                try check(GEMMCase(m: 150, n: 140, k: 45, transA: transA, transB: transB, tile: tile),
+                          devices: [device], seed: seed)
+            }
+            // Vector loads along K (A, Bᵀ) and along M, N (Aᵀ, B), with partial tiles.
+            try check(GEMMCase(m: 132, n: 136, k: 44, transB: true, tile: tile), devices: [device], seed: seed + 1)
+            try check(GEMMCase(m: 132, n: 136, k: 44, transA: true, tile: tile), devices: [device], seed: seed + 2)
+            // 16-bit operands, full epilogue, a batch folded into M, and a batched transposed A.
+            try check(GEMMCase(m: 70, n: 130, k: 36, batchA: [2], transB: true, aType: .f16, bType: .bf16, outType: .f16,
+                               biasType: .f32, activation: .geluTanh, residualType: .f32, tile: tile), devices: [device], seed: seed)
+            try check(GEMMCase(m: 33, n: 20, k: 17, batchA: [3], batchB: [3], transA: true, tile: tile),
+                      devices: [device], seed: seed + 1000)
+        }
+        var unrolled = GEMMTile.largeThin
+        unrolled.unroll = true
+        try check(GEMMCase(m: 150, n: 140, k: 45, transB: true, tile: unrolled), devices: [device], seed: 99)
+        TestDevices.checkValidation()
+    }
+
+    /// The tile policy and the tile string format.
+    @Test func tilePolicy() throws {
+        #expect(try GEMMTile(parsing: "64x64x16x4x4") == .medium)
+        #expect(try GEMMTile(parsing: "128X128x16x8x8") == .large)
+        #expect(throws: RuntimeError.self) { try GEMMTile(parsing: "64x64x16") }
+        #expect(throws: RuntimeError.self) { try GEMMTile(parsing: "64x64x16x4xq") }
+        guard let device = try TestDevices.vulkan(), getenv("WAN_GEMM_TILE") == nil else { return }
+        var caps = device.vulkan!.capabilities
+        #expect(throws: RuntimeError.self) { try GEMMTile(bm: 64, bn: 64, bk: 16, tm: 6, tn: 4).validate(caps) }
+        #expect(throws: RuntimeError.self) { try GEMMTile(bm: 64, bn: 64, bk: 10, tm: 4, tn: 4).validate(caps) }
+        #expect(throws: RuntimeError.self) { try GEMMTile(bm: 256, bn: 256, bk: 16, tm: 4, tn: 4).validate(caps) }
+        if caps.isSoftware {
+            let t = try GEMMTile.choose(caps, m: 4096, n: 4096, batch: 1)
+            #expect(t.bm <= 64 && t.bn <= 64)
+        }
+        // An NVIDIA-like GPU: 48 KiB of shared memory, subgroups of 32.
+        caps.deviceType = "discrete"
+        caps.maxComputeSharedMemorySize = 48 * 1024
+        caps.maxComputeWorkGroupInvocations = 1024
+        caps.maxComputeWorkGroupSize = [1024, 1024, 64]
+        caps.subgroupSize = 32
+        #expect(try GEMMTile.choose(caps, m: 32760, n: 1536, batch: 1) == .large)
+        #expect(try GEMMTile.choose(caps, m: 2048, n: 5120, batch: 1) == .large)
+        #expect(try GEMMTile.choose(caps, m: 512, n: 5120, batch: 1) == .medium)
+        let small = try GEMMTile.choose(caps, m: 1, n: 3072, batch: 1)
+        #expect(small.bm < 128)
+        // 32 KiB of shared memory: the 128×128 tile with BK 8.
+        caps.maxComputeSharedMemorySize = 32 * 1024
+        #expect(try GEMMTile.choose(caps, m: 32760, n: 1536, batch: 1) == .largeThin)
+    }
+
+    /// Bad shapes, dtypes, layouts and devices throw.
+    @Test func invalidArguments() throws {
+        for device in try TestDevices.all() {
+            let list = try CommandList(device: device)
+            let a = try device.zeros([4, 6]), b = try device.zeros([6, 5]), out = try device.zeros([4, 5])
+            // K mismatch.
+            #expect(throws: RuntimeError.self) { try list.gemm(a, try device.zeros([7, 5]), out: out) }
+            #expect(throws: RuntimeError.self) { try list.gemm(a, b, out: out, transposeB: true) }
+            // Wrong output shape.
+            #expect(throws: RuntimeError.self) { try list.gemm(a, b, out: try device.zeros([4, 6])) }
+            #expect(throws: RuntimeError.self) { try list.gemm(a, b, out: try device.zeros([1, 4, 5])) }
+            // Bias of the wrong size, residual of the wrong shape.
+            #expect(throws: RuntimeError.self) { try list.gemm(a, b, out: out, bias: try device.zeros([4])) }
+            #expect(throws: RuntimeError.self) { try list.gemm(a, b, out: out, residual: try device.zeros([5, 4])) }
+            // Batch dimensions that differ.
+            #expect(throws: RuntimeError.self) {
+                try list.gemm(try device.zeros([2, 4, 6]), try device.zeros([3, 6, 5]), out: try device.zeros([2, 4, 5]))
+            }
+            // fp8 and integer operands are rejected.
+            #expect(throws: RuntimeError.self) { try list.gemm(try device.zeros([4, 6], dtype: .f8e4m3fn), b, out: out) }
+            #expect(throws: RuntimeError.self) { try list.gemm(a, try device.zeros([6, 5], dtype: .f8e5m2), out: out) }
+            #expect(throws: RuntimeError.self) { try list.gemm(a, b, out: try device.zeros([4, 5], dtype: .i32)) }
+            #expect(throws: RuntimeError.self) { try list.gemm(a, b, out: out, bias: try device.zeros([5], dtype: .u8)) }
+            // A non-dense view (use transposeA instead).
+            #expect(throws: RuntimeError.self) { try list.gemm(try device.zeros([6, 4]).transposed(), b, out: out) }
+            // Output overlapping an input.
+            let sq = try device.zeros([5, 5])
+            #expect(throws: RuntimeError.self) { try list.gemm(sq, sq, out: sq) }
+            // Rank 1 operands.
+            #expect(throws: RuntimeError.self) { try list.gemm(try device.zeros([6]), b, out: out) }
+            #expect(list.kernelCount == 0)
+        }
+        // Mixed devices.
+        if let vk = try TestDevices.vulkan() {
+            let list = try CommandList(device: vk)
+            let a = try TestDevices.cpu.zeros([4, 6]), b = try vk.zeros([6, 5]), out = try vk.zeros([4, 5])
+            #expect(throws: RuntimeError.self) { try list.gemm(a, b, out: out) }
+            #expect(throws: RuntimeError.self) { try list.gemm(try vk.zeros([4, 6]), b, out: out, bias: try TestDevices.cpu.zeros([5])) }
+            // A tile the device cannot run.
+            #expect(throws: RuntimeError.self) {
+                try list.gemm(try vk.zeros([4, 6]), b, out: out, transposeA: false, transposeB: false, alpha: 1, bias: nil,
+                              activation: .none, residual: nil, tile: GEMMTile(bm: 512, bn: 512, bk: 64, tm: 4, tn: 4))
+            }
+            TestDevices.checkValidation()
+        }
+    }
+}
