@@ -5,6 +5,7 @@ let package = Package(
     name: "WanVulkan",
     products: [
         .library(name: "WanRuntime", targets: ["WanRuntime"]),
+        .library(name: "WanModels", targets: ["WanModels"]),
         .executable(name: "wan", targets: ["wan"]),
         .executable(name: "wan-bench", targets: ["wan-bench"]),
     ],
@@ -17,9 +18,12 @@ let package = Package(
         .target(name: "WanShaders", path: "Shaders", plugins: ["ShaderPlugin"]),
         // The tensor runtime: devices, memory, command recording, kernels (Vulkan + CPU).
         .target(name: "WanRuntime", dependencies: ["CVulkan", "COpenBLAS", "WanShaders"]),
-        .executableTarget(name: "wan", dependencies: ["WanRuntime"], path: "Sources/wan"),
+        // Checkpoint readers, key maps, variant detection, and the models built on the runtime.
+        .target(name: "WanModels", dependencies: ["WanRuntime"]),
+        .executableTarget(name: "wan", dependencies: ["WanRuntime", "WanModels"], path: "Sources/wan"),
         .executableTarget(name: "wan-bench", dependencies: ["WanRuntime"], path: "Benchmarks/wan-bench"),
         .testTarget(name: "WanRuntimeTests", dependencies: ["WanRuntime"]),
+        .testTarget(name: "WanModelsTests", dependencies: ["WanModels", "WanRuntime"]),
     ],
     swiftLanguageModes: [.v6]
 )
