@@ -40,12 +40,27 @@ layout(constant_id = 15) const uint HAS_BIAS = 0;
 layout(constant_id = 16) const uint HAS_RES = 0;
 layout(constant_id = 17) const uint ACT = 0;     // 0 none, 1 gelu (tanh), 2 gelu (erf), 3 silu
 layout(constant_id = 18) const uint UNROLL = 1;  // unroll the loop over a slice's k
+layout(constant_id = 19) const uint SCALE = 0;   // B's dequantisation scale: 0 none, 1 per tensor, 2 per column n
 
 // Read-only views of the operands (lets drivers use the non-coherent load path).
 layout(buffer_reference, std430, buffer_reference_align = 16) readonly buffer RoF32x4 { vec4 v[]; };
 layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer RoU32x2 { uvec2 v[]; };
 layout(buffer_reference, std430, buffer_reference_align = 4) readonly buffer RoF32 { float v[]; };
 layout(buffer_reference, std430, buffer_reference_align = 2) readonly buffer RoU16 { uint16_t v[]; };
+layout(buffer_reference, std430, buffer_reference_align = 4) readonly buffer RoU32 { uint v[]; };
+layout(buffer_reference, std430, buffer_reference_align = 1) readonly buffer RoU8 { uint8_t v[]; };
+
+uint dt_size(uint dt) { return dt == DT_F32 ? 4u : (dt == DT_F16 || dt == DT_BF16) ? 2u : 1u; }
+
+// Four fp8 codes (bytes of w, little-endian) decoded to fp32 (exact): FP8 weights stay one byte in
+// device memory and are expanded only here, while a slice is staged into shared memory.
+vec4 decode_fp8x4(uint w, uint dt) {
+    if (dt == DT_F8E4M3)
+        return vec4(f8e4m3_to_f32(w & 0xffu), f8e4m3_to_f32((w >> 8) & 0xffu),
+                    f8e4m3_to_f32((w >> 16) & 0xffu), f8e4m3_to_f32(w >> 24));
+    return vec4(f8e5m2_to_f32(w & 0xffu), f8e5m2_to_f32((w >> 8) & 0xffu),
+                f8e5m2_to_f32((w >> 16) & 0xffu), f8e5m2_to_f32(w >> 24));
+}
 
 layout(push_constant) uniform P {
     uint64_t a;
@@ -53,6 +68,7 @@ layout(push_constant) uniform P {
     uint64_t out_;
     uint64_t bias;
     uint64_t res;
+    uint64_t scale;  // f32: [1] or [N] (fp8 weights)
     uint M;
     uint N;
     uint K;
@@ -80,6 +96,11 @@ shared vec4 Bs[2 * BK * ROW_B];
 // Loads elements i .. i+3 of a tensor (`valid` of them exist; the rest read as 0).
 vec4 load4(uint64_t base, uint dt, bool vec, uint i, int valid) {
     if (valid >= 4) {
+        if (dt == DT_F8E4M3 || dt == DT_F8E5M2) {
+            if (vec) return decode_fp8x4(RoU32(base).v[i >> 2], dt);
+            RoU8 q = RoU8(base);
+            return decode_fp8x4(uint(q.v[i]) | (uint(q.v[i + 1]) << 8) | (uint(q.v[i + 2]) << 16) | (uint(q.v[i + 3]) << 24), dt);
+        }
         if (vec) {
             if (dt == DT_F32) return RoF32x4(base).v[i >> 2];
             uvec2 w = RoU32x2(base).v[i >> 2];
@@ -197,8 +218,8 @@ void main() {
     }
 
     for (uint z = gl_WorkGroupID.z; z < p.batch; z += gl_NumWorkGroups.z) {
-        uint64_t aBase = p.a + uint64_t(z) * uint64_t(p.strideA) * uint64_t(A_DT == DT_F32 ? 4 : 2);
-        uint64_t bBase = p.b + uint64_t(z) * uint64_t(p.strideB) * uint64_t(B_DT == DT_F32 ? 4 : 2);
+        uint64_t aBase = p.a + uint64_t(z) * uint64_t(p.strideA) * uint64_t(dt_size(A_DT));
+        uint64_t bBase = p.b + uint64_t(z) * uint64_t(p.strideB) * uint64_t(dt_size(B_DT));
 
         vec4 acc[TM * (TN / 4)];
         [[unroll]] for (uint i = 0; i < TM * (TN / 4); i++) acc[i] = vec4(0.0);
@@ -279,17 +300,23 @@ void main() {
             }
         }
 
-        // Epilogue: acc * alpha + bias -> activation -> + residual -> store (rounded once).
-        vec4 biasv[TN / 4];
+        // Epilogue: acc * alpha (* scale) + bias -> activation -> + residual -> store (rounded once).
+        vec4 biasv[TN / 4], scalev[TN / 4];
         [[unroll]] for (uint d = 0; d < TN / 4; d++) {
             biasv[d] = vec4(0.0);
+            scalev[d] = vec4(p.alpha);
+            if (SCALE == 1u) scalev[d] *= F32Ref(p.scale).v[0];
+            if (SCALE == 2u) {
+                uint n = n0 + (d * TX + tx) * 4;
+                [[unroll]] for (uint j = 0; j < 4; j++) if (n + j < N) scalev[d][j] *= F32Ref(p.scale).v[n + j];
+            }
             if (HAS_BIAS != 0u) {
                 uint n = n0 + (d * TX + tx) * 4;
                 [[unroll]] for (uint j = 0; j < 4; j++) if (n + j < N) biasv[d][j] = load_elem(p.bias, BIAS_DT, n + j);
             }
         }
-        uint64_t outBase = p.out_ + uint64_t(z) * uint64_t(p.strideOut) * uint64_t(OUT_DT == DT_F32 ? 4 : 2);
-        uint64_t resBase = p.res + uint64_t(z) * uint64_t(p.strideOut) * uint64_t(RES_DT == DT_F32 ? 4 : 2);
+        uint64_t outBase = p.out_ + uint64_t(z) * uint64_t(p.strideOut) * uint64_t(dt_size(OUT_DT));
+        uint64_t resBase = p.res + uint64_t(z) * uint64_t(p.strideOut) * uint64_t(dt_size(RES_DT));
         [[unroll]] for (uint c = 0; c < TM / 4; c++) {
             [[unroll]] for (uint i = 0; i < 4; i++) {
                 uint m = m0 + (c * (BM / TM) + ty) * 4 + i;
@@ -299,7 +326,7 @@ void main() {
                     [[unroll]] for (uint j = 0; j < 4; j++) {
                         if (n + j < N) {
                             uint o = m * N + n + j;
-                            float v = activate(acc[(c * 4 + i) * (TN / 4) + d][j] * p.alpha + biasv[d][j]);
+                            float v = activate(acc[(c * 4 + i) * (TN / 4) + d][j] * scalev[d][j] + biasv[d][j]);
                             if (HAS_RES != 0u) v += load_elem(resBase, RES_DT, o);
                             store_elem(outBase, OUT_DT, o, v);
                         }

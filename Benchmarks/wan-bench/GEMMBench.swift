@@ -33,6 +33,16 @@ let gemmSuite = BenchSuite(name: "gemm") { ctx in
                                          ms: ms, flops: flops, bytes: Double((m * k + n * k + m * n) * dtype.size),
                                          memoryBytes: device.memoryStatistics.used))
                 }
+                if dtype == .f16 {
+                    // FP8 weights (e4m3fn, per-channel scale), decoded while tiles are staged: against the f16 row.
+                    let codes = Bench.random(n * k, seed: 4).map { ScalarConversion.floatToF8E4M3($0 * 400) }
+                    let w8 = try device.tensor(bytes: codes, shape: [n, k], dtype: .f8e4m3fn)
+                    let scale = try device.tensor([Float](repeating: 0.0025, count: n), shape: [n])
+                    let ms = try Bench.time(device, repeats: repeats) { try $0.gemm(x, w8, out: out, transposeB: true, weightScale: scale) }
+                    rows.append(BenchRow(kernel: "gemm f16 x·W8ᵀ (fp8 e4m3)", shape: "\(m)x\(n)x\(k)", device: Bench.label(device), ms: ms,
+                                         flops: flops, bytes: Double((m * k + m * n) * dtype.size + n * k),
+                                         memoryBytes: device.memoryStatistics.used))
+                }
                 if dtype == .f32 && (m, n, k) == shapes[0] {
                     // x · W with W [K, N] (no transposition) for comparison.
                     let wn = try device.tensor(Bench.random(n * k, seed: 2), shape: [k, n], dtype: dtype)

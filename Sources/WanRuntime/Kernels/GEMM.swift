@@ -105,21 +105,29 @@ extension CommandList {
     /// out = act(alpha · op(A) · op(B) + bias) (+ residual), batched, fp32 accumulation. A is [..., M, K]
     /// ([..., K, M] with `transposeA`), B is [..., K, N] ([..., N, K] with `transposeB`, the Linear weight
     /// layout), either may be unbatched (shared); out and residual are [..., M, N], bias is [N].
+    /// B may be FP8 (e4m3fn / e5m2, weights kept one byte on the device and decoded while tiles are
+    /// staged) with `weightScale`, an f32 tensor of 1 (per tensor) or N (per output channel) values:
+    /// out = act(alpha · op(A) · op(decode(B)) · scale + bias) (+ residual).
     public func gemm(_ a: Tensor, _ b: Tensor, out: Tensor, transposeA: Bool = false, transposeB: Bool = false,
-                     alpha: Float = 1, bias: Tensor? = nil, activation: Activation = .none, residual: Tensor? = nil) throws {
+                     alpha: Float = 1, bias: Tensor? = nil, activation: Activation = .none, residual: Tensor? = nil,
+                     weightScale: Tensor? = nil) throws {
         try gemm(a, b, out: out, transposeA: transposeA, transposeB: transposeB, alpha: alpha, bias: bias,
-                 activation: activation, residual: residual, tile: nil)
+                 activation: activation, residual: residual, weightScale: weightScale, tile: nil)
     }
 
     /// `gemm` with an explicit Vulkan tile configuration (tests and benchmarks); nil picks one.
     func gemm(_ a: Tensor, _ b: Tensor, out: Tensor, transposeA: Bool, transposeB: Bool, alpha: Float,
-              bias: Tensor?, activation: Activation, residual: Tensor?, tile: GEMMTile?) throws {
+              bias: Tensor?, activation: Activation, residual: Tensor?, weightScale: Tensor? = nil, tile: GEMMTile?) throws {
         let op = "gemm"
-        try checkDevice([a, b, out] + [bias, residual].compactMap { $0 }, op: op)
-        for (name, t) in [("A", a), ("B", b), ("out", out)] + [("bias", bias), ("residual", residual)].compactMap({ n, t in t.map { (n, $0) } }) {
+        try checkDevice([a, b, out] + [bias, residual, weightScale].compactMap { $0 }, op: op)
+        for (name, t) in [("A", a), ("out", out)] + [("bias", bias), ("residual", residual)].compactMap({ n, t in t.map { (n, $0) } }) {
             guard t.dtype.isComputeFloat else {
                 throw RuntimeError.unsupportedDType("\(op): \(name) is \(t.dtype); expected f32, f16 or bf16")
             }
+        }
+        let fp8B = b.dtype == .f8e4m3fn || b.dtype == .f8e5m2
+        guard b.dtype.isComputeFloat || fp8B else {
+            throw RuntimeError.unsupportedDType("\(op): B is \(b.dtype); expected f32, f16, bf16, f8e4m3fn or f8e5m2")
         }
         guard a.rank >= 2, b.rank >= 2 else {
             throw RuntimeError.shapeMismatch("\(op): operands need rank >= 2, got A \(a.shape) B \(b.shape)")
@@ -160,6 +168,12 @@ extension CommandList {
         for t in [a, b] + [bias].compactMap({ $0 }) where out.overlaps(t) {
             throw RuntimeError.invalidArgument("\(op): output overlaps an input")
         }
+        if let weightScale {
+            guard weightScale.dtype == .f32, weightScale.isContiguous, weightScale.count == 1 || weightScale.count == n else {
+                throw RuntimeError.shapeMismatch("\(op): weightScale must be dense f32 with 1 or \(n) values, got \(weightScale.dtype) \(weightScale.shape)")
+            }
+        }
+        let scaleMode: UInt32 = weightScale.map { $0.count == 1 && n != 1 ? 1 : 2 } ?? 0
         if out.count == 0 { return }
 
         // One batch of M' = batch·M rows when A is batched, not transposed, and B is shared.
@@ -172,14 +186,14 @@ extension CommandList {
             throw RuntimeError.invalidArgument("\(op): a matrix of \(m)x\(n)x\(k) exceeds 2^31 elements per batch")
         }
         let label = "gemm \(batch > 1 ? "\(batch)x" : "")\(m)x\(n)x\(k) \(a.dtype)\(transposeA ? "ᵀ" : "")·\(b.dtype)\(transposeB ? "ᵀ" : "")->\(out.dtype)"
-            + (bias != nil ? "+bias" : "") + (activation != .none ? " \(activation)" : "") + (residual != nil ? "+res" : "")
+            + (weightScale != nil ? "·scale" : "") + (bias != nil ? "+bias" : "") + (activation != .none ? " \(activation)" : "") + (residual != nil ? "+res" : "")
 
         switch impl {
         case let .cpu(r):
             let shape = CPUGEMMShape(m: mm, n: n, k: k, batch: nb, strideA: strideA, strideB: strideB, strideOut: strideOut,
                                      transposeA: transposeA, transposeB: transposeB, alpha: alpha, activation: activation)
             r.enqueue(label) {
-                CPUGEMM.run(shape, a: a, b: b, out: out, bias: bias, residual: residual, device: r.device)
+                CPUGEMM.run(shape, a: a, b: b, out: out, bias: bias, residual: residual, scale: weightScale, device: r.device)
             }
         case let .vulkan(r):
             let caps = r.device.capabilities
@@ -200,6 +214,7 @@ extension CommandList {
                 a.dtype.code, b.dtype.code, out.dtype.code, bias?.dtype.code ?? 0, residual?.dtype.code ?? 0,
                 transposeA ? 1 : 0, transposeB ? 1 : 0, vecA ? 1 : 0, vecB ? 1 : 0,
                 bias != nil ? 1 : 0, residual != nil ? 1 : 0, activation.code, (t.unroll ?? !caps.isSoftware) ? 1 : 0,
+                scaleMode,
             ]
             var p = PushConstants()
             p.address(a)
@@ -207,6 +222,7 @@ extension CommandList {
             p.address(out)
             p.u64(bias?.deviceAddress ?? 0)
             p.u64(residual?.deviceAddress ?? 0)
+            p.u64(weightScale?.deviceAddress ?? 0)
             p.u32(mm)
             p.u32(n)
             p.u32(k)
@@ -217,7 +233,7 @@ extension CommandList {
             p.f32(alpha)
             let groups = ((n + t.bn - 1) / t.bn, (mm + t.bm - 1) / t.bm, min(nb, caps.maxComputeWorkGroupCount[2]))
             try r.dispatch(Kernel(name: "gemm", spirv: SPIRV.gemm), constants: constants, push: p, groups: groups,
-                           reads: [a, b] + [bias, residual].compactMap { $0 }, writes: [out], label: label + " [\(t)]")
+                           reads: [a, b] + [bias, residual, weightScale].compactMap { $0 }, writes: [out], label: label + " [\(t)]")
         }
     }
 }
@@ -244,7 +260,8 @@ enum CPUGEMM {
         }
     }
 
-    static func run(_ s: CPUGEMMShape, a: Tensor, b: Tensor, out: Tensor, bias: Tensor?, residual: Tensor?, device: CPUDevice) {
+    static func run(_ s: CPUGEMMShape, a: Tensor, b: Tensor, out: Tensor, bias: Tensor?, residual: Tensor?, scale: Tensor?,
+                    device: CPUDevice) {
         let (m, n, k) = (s.m, s.n, s.k)
         let aPerBatch = m * k, bPerBatch = k * n
         // fp32 views of the operands: the tensors themselves, or scratch converted per batch.
@@ -257,6 +274,12 @@ enum CPUGEMM {
         if let bias {
             biasF = [Float](repeating: 0, count: n)
             biasF.withUnsafeMutableBufferPointer { HostConversion.load(bias.hostPointer!, dtype: bias.dtype, into: $0.baseAddress!, count: n) }
+        }
+        // Dequantisation scale per output column (empty: none).
+        var scaleF: [Float] = []
+        if let scale {
+            let v = HostConversion.decode([UInt8](UnsafeRawBufferPointer(start: scale.hostPointer!, count: scale.byteCount)), as: .f32)
+            scaleF = v.count == n ? v : [Float](repeating: v[0], count: n)
         }
         defer {
             aScratch?.deallocate()
@@ -296,26 +319,30 @@ enum CPUGEMM {
                             aF, blasint(max(1, s.transposeA ? m : k)), bF, blasint(max(1, s.transposeB ? k : n)),
                             0, c, blasint(max(1, n)))
             }
-            epilogue(c: c, m: m, n: n, bias: biasF, activation: s.activation,
+            epilogue(c: c, m: m, n: n, scale: scaleF, bias: biasF, activation: s.activation,
                      residual: residual.map { ($0.hostPointer! + outOff * $0.dtype.size, $0.dtype) },
                      out: outHost + outOff * out.dtype.size, outDType: out.dtype, device: device)
         }
     }
 
     /// out[row] = act(c[row] + bias) + residual[row], converted to `outDType` (c may be out itself).
-    static func epilogue(c: UnsafeMutablePointer<Float>, m: Int, n: Int, bias: [Float], activation: Activation,
+    static func epilogue(c: UnsafeMutablePointer<Float>, m: Int, n: Int, scale: [Float] = [], bias: [Float], activation: Activation,
                          residual: (UnsafeMutableRawPointer, DType)?, out: UnsafeMutableRawPointer, outDType: DType,
                          device: CPUDevice) {
         let inPlace = outDType == .f32 && UnsafeMutableRawPointer(c) == out
-        if inPlace && bias.isEmpty && activation == .none && residual == nil { return }
+        if inPlace && scale.isEmpty && bias.isEmpty && activation == .none && residual == nil { return }
+        scale.withUnsafeBufferPointer { scaleBuf in
         bias.withUnsafeBufferPointer { biasBuf in
             let bp = biasBuf.isEmpty ? nil : biasBuf.baseAddress
+            let sp = scaleBuf.isEmpty ? nil : scaleBuf.baseAddress
             device.parallelFor(m, costPerItem: n * (activation == .none ? 2 : 16)) { rows in
                 let tmp = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n))
                 defer { tmp.deallocate() }
                 for row in rows {
                     let src = c + row * n
-                    if let bp {
+                    if let sp {
+                        if let bp { for j in 0..<n { tmp[j] = src[j] * sp[j] + bp[j] } } else { for j in 0..<n { tmp[j] = src[j] * sp[j] } }
+                    } else if let bp {
                         for j in 0..<n { tmp[j] = src[j] + bp[j] }
                     } else {
                         tmp.update(from: src, count: n)
@@ -336,6 +363,7 @@ enum CPUGEMM {
                     HostConversion.store(tmp, to: out + row * n * outDType.size, dtype: outDType, count: n)
                 }
             }
+        }
         }
     }
 }
