@@ -1,3 +1,4 @@
+import Foundation
 import WanRuntime
 
 /// Batched GEMM (fp32 accumulation) at Wan 14B's Linear shapes: M = 32760 tokens, hidden 1536 (1.3B)
@@ -31,6 +32,15 @@ let gemmSuite = BenchSuite(name: "gemm") { ctx in
                     }
                     rows.append(BenchRow(kernel: "gemm \(dtype) x·Wᵀ+b gelu", shape: "\(m)x\(n)x\(k)", device: Bench.label(device),
                                          ms: ms, flops: flops, bytes: Double((m * k + n * k + m * n) * dtype.size),
+                                         memoryBytes: device.memoryStatistics.used))
+                }
+                if dtype == .f16 && device.supportsTensorCoreGEMM {
+                    // The cooperative-matrix (tensor-core) variant, opt-in through WAN_GEMM_COOPMAT=1.
+                    setenv("WAN_GEMM_COOPMAT", "1", 1)
+                    defer { unsetenv("WAN_GEMM_COOPMAT") }
+                    let ms = try Bench.time(device, repeats: repeats) { try $0.gemm(x, w, out: out, transposeB: true) }
+                    rows.append(BenchRow(kernel: "gemm f16 x·Wᵀ coopmat", shape: "\(m)x\(n)x\(k)", device: Bench.label(device), ms: ms,
+                                         flops: flops, bytes: Double((m * k + n * k + m * n) * dtype.size),
                                          memoryBytes: device.memoryStatistics.used))
                 }
                 if dtype == .f16 {

@@ -315,3 +315,39 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
         }
     }
 }
+
+/// The tensor-core variant: checked against float64 where the device has VK_NV_cooperative_matrix;
+/// elsewhere (lavapipe) asking for it is a clear error and the policy never picks it.
+@Suite struct GEMMCoopmatTests {
+    @Test func coopmatVariant() throws {
+        guard let d = try TestDevices.vulkan(), let caps = d.vulkan?.capabilities else { return }
+        var rng = TestRandom(seed: 31)
+        let (m, n, k) = (150, 133, 70)
+        let a = quantized(rng.floats(m * k), .f16), w = quantized(rng.floats(n * k), .f16), bias = rng.floats(n)
+        let at = try d.tensor(a, shape: [m, k], dtype: .f16), wt = try d.tensor(w, shape: [n, k], dtype: .f16)
+        let bt = try d.tensor(bias, shape: [n]), out = try d.empty([m, n], dtype: .f32)
+        let cl = try CommandList(device: d)
+        #expect(!GEMMCoopmat.chosen(caps, a: .f32, b: .f32), "f32 operands never take the fp16 tensor-core path")
+        guard GEMMCoopmat.supported(caps) else {
+            #expect(throws: RuntimeError.self) {
+                try cl.gemm(at, wt, out: out, transposeA: false, transposeB: true, alpha: 1, bias: bt, activation: .none,
+                            residual: nil, tile: nil, coopmat: true)
+            }
+            print("note: \(caps.deviceName) has no usable NV cooperative matrix; the tensor-core GEMM was not run")
+            return
+        }
+        try cl.gemm(at, wt, out: out, transposeA: false, transposeB: true, alpha: 1, bias: bt, activation: .geluTanh,
+                    residual: nil, tile: nil, coopmat: true)
+        try cl.run()
+        var ref = [Double](repeating: 0, count: m * n)
+        for i in 0..<m {
+            for j in 0..<n {
+                var s = Double(bias[j])
+                for kk in 0..<k { s += Double(a[i * k + kk]) * Double(w[j * k + kk]) }
+                ref[i * n + j] = 0.5 * s * (1 + tanh(0.7978845608028654 * (s + 0.044715 * s * s * s)))
+            }
+        }
+        #expect(maxRelativeError(try d.read(out), ref) <= 1e-4)
+        TestDevices.checkValidation()
+    }
+}

@@ -101,6 +101,33 @@ struct GEMMTile: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// The tensor-core GEMM variant (`gemm_coopmat.comp`, VK_NV_cooperative_matrix 16×16×16 fp16 → fp32):
+/// used for f16/bf16/fp8 operands when the device has it and `WAN_GEMM_COOPMAT=1` (opt-in until its
+/// numerics and speed are confirmed on real hardware; f32 operands always take the exact tiled path).
+enum GEMMCoopmat {
+    /// Tile: BM, BN, BK, subgroup tile WM×WN (8 subgroups of 32 for 128×128).
+    static let bm = 128, bn = 128, bk = 32, wm = 64, wn = 32
+    static var threads: Int { (bm / wm) * (bn / wn) * 32 }
+    /// Shared memory of the fp16 A and B slices plus the fp32 epilogue scratch.
+    static var sharedBytes: Int { bm * (bk + 8) * 2 + bk * (bn + 8) * 2 + (threads / 32) * 256 * 4 }
+
+    /// Whether the device can run the variant.
+    static func supported(_ caps: Capabilities) -> Bool {
+        caps.nvCooperativeMatrix && caps.subgroupSize == 32 && caps.shaderFloat16
+            && caps.maxComputeSharedMemorySize >= sharedBytes && caps.maxComputeWorkGroupInvocations >= threads
+            && caps.cooperativeMatrixShapesNV.contains {
+                $0.m == 16 && $0.n == 16 && $0.k == 16 && $0.a == "f16" && $0.b == "f16" && $0.c == "f32"
+                    && $0.result == "f32" && $0.scope == "subgroup"
+            }
+    }
+
+    /// The policy: opt-in through `WAN_GEMM_COOPMAT=1`, never for f32 operands.
+    static func chosen(_ caps: Capabilities, a: DType, b: DType) -> Bool {
+        guard let env = getenv("WAN_GEMM_COOPMAT"), String(cString: env) == "1" else { return false }
+        return a != .f32 && b != .f32 && supported(caps)
+    }
+}
+
 extension CommandList {
     /// out = act(alpha · op(A) · op(B) + bias) (+ residual), batched, fp32 accumulation. A is [..., M, K]
     /// ([..., K, M] with `transposeA`), B is [..., K, N] ([..., N, K] with `transposeB`, the Linear weight
@@ -117,7 +144,8 @@ extension CommandList {
 
     /// `gemm` with an explicit Vulkan tile configuration (tests and benchmarks); nil picks one.
     func gemm(_ a: Tensor, _ b: Tensor, out: Tensor, transposeA: Bool, transposeB: Bool, alpha: Float,
-              bias: Tensor?, activation: Activation, residual: Tensor?, weightScale: Tensor? = nil, tile: GEMMTile?) throws {
+              bias: Tensor?, activation: Activation, residual: Tensor?, weightScale: Tensor? = nil, tile: GEMMTile?,
+              coopmat: Bool? = nil) throws {
         let op = "gemm"
         try checkDevice([a, b, out] + [bias, residual, weightScale].compactMap { $0 }, op: op)
         for (name, t) in [("A", a), ("out", out)] + [("bias", bias), ("residual", residual)].compactMap({ n, t in t.map { (n, $0) } }) {
@@ -197,6 +225,24 @@ extension CommandList {
             }
         case let .vulkan(r):
             let caps = r.device.capabilities
+            if coopmat ?? GEMMCoopmat.chosen(caps, a: a.dtype, b: b.dtype) {
+                guard GEMMCoopmat.supported(caps) else {
+                    throw RuntimeError.missingFeature(device: caps.deviceName, feature: "VK_NV_cooperative_matrix 16x16x16 f16->f32 with subgroup size 32")
+                }
+                let c = GEMMCoopmat.self
+                let constants: [UInt32] = [
+                    UInt32(c.bm), UInt32(c.bn), UInt32(c.bk), UInt32(c.wm), UInt32(c.wn), UInt32(c.threads),
+                    a.dtype.code, b.dtype.code, out.dtype.code, bias?.dtype.code ?? 0, residual?.dtype.code ?? 0,
+                    transposeA ? 1 : 0, transposeB ? 1 : 0, bias != nil ? 1 : 0, residual != nil ? 1 : 0,
+                    activation.code, scaleMode,
+                ]
+                let groups = ((n + c.bn - 1) / c.bn, (mm + c.bm - 1) / c.bm, min(nb, caps.maxComputeWorkGroupCount[2]))
+                try r.dispatch(Kernel(name: "gemm_coopmat", spirv: SPIRV.gemm_coopmat), constants: constants,
+                               push: gemmPush(a, b, out, bias, residual, weightScale, mm, n, k, nb, strideA, strideB, strideOut, alpha),
+                               groups: groups, reads: [a, b] + [bias, residual, weightScale].compactMap { $0 }, writes: [out],
+                               label: label + " [coopmat]")
+                return
+            }
             let t: GEMMTile
             if let tile {
                 try tile.validate(caps)
@@ -216,26 +262,34 @@ extension CommandList {
                 bias != nil ? 1 : 0, residual != nil ? 1 : 0, activation.code, (t.unroll ?? !caps.isSoftware) ? 1 : 0,
                 scaleMode,
             ]
-            var p = PushConstants()
-            p.address(a)
-            p.address(b)
-            p.address(out)
-            p.u64(bias?.deviceAddress ?? 0)
-            p.u64(residual?.deviceAddress ?? 0)
-            p.u64(weightScale?.deviceAddress ?? 0)
-            p.u32(mm)
-            p.u32(n)
-            p.u32(k)
-            p.u32(nb)
-            p.u32(strideA)
-            p.u32(strideB)
-            p.u32(strideOut)
-            p.f32(alpha)
+            let p = gemmPush(a, b, out, bias, residual, weightScale, mm, n, k, nb, strideA, strideB, strideOut, alpha)
             let groups = ((n + t.bn - 1) / t.bn, (mm + t.bm - 1) / t.bm, min(nb, caps.maxComputeWorkGroupCount[2]))
             try r.dispatch(Kernel(name: "gemm", spirv: SPIRV.gemm), constants: constants, push: p, groups: groups,
                            reads: [a, b] + [bias, residual, weightScale].compactMap { $0 }, writes: [out], label: label + " [\(t)]")
         }
     }
+}
+
+/// The push constants both GEMM shaders declare (addresses, sizes, batch strides, alpha).
+private func gemmPush(_ a: Tensor, _ b: Tensor, _ out: Tensor, _ bias: Tensor?, _ residual: Tensor?, _ scale: Tensor?,
+                      _ m: Int, _ n: Int, _ k: Int, _ batch: Int, _ strideA: Int, _ strideB: Int, _ strideOut: Int,
+                      _ alpha: Float) -> PushConstants {
+    var p = PushConstants()
+    p.address(a)
+    p.address(b)
+    p.address(out)
+    p.u64(bias?.deviceAddress ?? 0)
+    p.u64(residual?.deviceAddress ?? 0)
+    p.u64(scale?.deviceAddress ?? 0)
+    p.u32(m)
+    p.u32(n)
+    p.u32(k)
+    p.u32(batch)
+    p.u32(strideA)
+    p.u32(strideB)
+    p.u32(strideOut)
+    p.f32(alpha)
+    return p
 }
 
 /// Problem description of one CPU GEMM call (after folding a shared-weight batch into M).
@@ -366,4 +420,9 @@ enum CPUGEMM {
         }
         }
     }
+}
+
+extension Device {
+    /// Whether this device can run the tensor-core (cooperative-matrix) GEMM variant.
+    public var supportsTensorCoreGEMM: Bool { vulkan.map { GEMMCoopmat.supported($0.capabilities) } ?? false }
 }
