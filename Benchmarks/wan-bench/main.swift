@@ -13,6 +13,7 @@ let suites: [BenchSuite] = [
     gemmSuite,
     normSuite,
     layoutSuite,
+    conv3dSuite,
 ]
 
 var deviceArg = "all"
