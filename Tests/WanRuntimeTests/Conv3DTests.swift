@@ -324,7 +324,7 @@ private func concatFrames(_ parts: [(values: [Float], frames: Int)], channels: I
         #expect(try Conv3DTile(parsing: "128x64x8x8x4") == Conv3DTile(bm: 128, bn: 64, bk: 8, tm: 8, tn: 4))
         guard let v = try TestDevices.vulkan()?.vulkan else { return }
         let caps = v.capabilities
-        let chosen = try Conv3DTile.choose(caps, m: 96, n: 4 * 480 * 832, batch: 1)
+        let chosen = try Conv3DTile.chooseConv(caps, m: 96, n: 4 * 480 * 832, batch: 1)
         try chosen.validate(caps)
         if caps.isSoftware { #expect(chosen == .medium) }
         var small = caps
@@ -337,9 +337,9 @@ private func concatFrames(_ parts: [(values: [Float], frames: Int)], channels: I
         gpu.subgroupSize = 32
         gpu.maxComputeWorkGroupInvocations = 1024
         gpu.maxComputeWorkGroupSize = [1024, 1024, 64]
-        #expect(try Conv3DTile.choose(gpu, m: 96, n: 4 * 480 * 832, batch: 1) == .large)
-        #expect(try Conv3DTile.choose(gpu, m: 3, n: 4 * 480 * 832, batch: 1) == .medium)
-        #expect(try Conv3DTile.choose(small, m: 96, n: 4 * 480 * 832, batch: 1).sharedBytes <= 32 * 1024)
+        #expect(try Conv3DTile.chooseConv(gpu, m: 96, n: 4 * 480 * 832, batch: 1) == .large)
+        #expect(try Conv3DTile.chooseConv(gpu, m: 3, n: 4 * 480 * 832, batch: 1) == .medium)
+        #expect(try Conv3DTile.chooseConv(small, m: 96, n: 4 * 480 * 832, batch: 1).sharedBytes <= 32 * 1024)
     }
 
     /// Wrong shapes, dtypes, caches and devices throw RuntimeErrors.

@@ -105,56 +105,16 @@ struct Conv3DGeometry: Sendable {
     var n: Int { to * ho * wo }
 }
 
-/// A tile configuration of the Vulkan implicit-GEMM convolution, as `GEMMTile` (same shader tiling):
-/// `BMxBNxBKxTMxTN` with BM output channels and BN output voxels per workgroup.
-struct Conv3DTile: Sendable, Hashable, CustomStringConvertible {
-    var bm, bn, bk, tm, tn: Int
-    /// Whether the loop over a slice's k is unrolled; nil: on GPUs, not on CPU implementations of Vulkan.
-    var unroll: Bool?
+/// Tiles of the Vulkan implicit-GEMM convolution: the GEMM's tile type (conv3d.comp tiles as gemm.comp
+/// does), with BM output channels and BN output voxels per workgroup, chosen by the policy below.
+typealias Conv3DTile = GEMMTile
 
-    var threads: Int { (bm / tm) * (bn / tn) }
-    /// Shared memory of the double-buffered weight and input slices (one vec4 of padding per row).
-    var sharedBytes: Int { 2 * bk * ((bm + 4) + (bn + 4)) * 4 }
-    var description: String { "\(bm)x\(bn)x\(bk)x\(tm)x\(tn)" }
-
-    static let large = Conv3DTile(bm: 128, bn: 128, bk: 16, tm: 8, tn: 8)
-    static let medium = Conv3DTile(bm: 64, bn: 64, bk: 16, tm: 4, tn: 4)
-    static let small = Conv3DTile(bm: 32, bn: 32, bk: 16, tm: 4, tn: 4)
-
-    init(bm: Int, bn: Int, bk: Int, tm: Int, tn: Int, unroll: Bool? = nil) {
-        self.bm = bm; self.bn = bn; self.bk = bk; self.tm = tm; self.tn = tn; self.unroll = unroll
-    }
-
-    /// Parses `BMxBNxBKxTMxTN`.
-    init(parsing text: String) throws {
-        let parts = text.lowercased().split(separator: "x").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard parts.count == 5, let bm = parts[0], let bn = parts[1], let bk = parts[2], let tm = parts[3], let tn = parts[4] else {
-            throw RuntimeError.invalidArgument("conv3d tile '\(text)': expected BMxBNxBKxTMxTN, e.g. 128x128x16x8x8")
-        }
-        self.init(bm: bm, bn: bn, bk: bk, tm: tm, tn: tn)
-    }
-
-    /// Throws unless the shader can run this tile on a device with `caps`.
-    func validate(_ caps: Capabilities) throws {
-        let shapeOK = bm > 0 && bn > 0 && bk > 0 && tm > 0 && tn > 0
-            && tm % 4 == 0 && tn % 4 == 0 && bk % 4 == 0 && bm % tm == 0 && bn % tn == 0
-            && bk * (bm / 4 + 1) < 65536
-        guard shapeOK else {
-            throw RuntimeError.invalidArgument("conv3d tile \(self): TM, TN, BK must be multiples of 4 dividing BM, BN")
-        }
-        guard threads <= caps.maxComputeWorkGroupInvocations, threads <= caps.maxComputeWorkGroupSize[0] else {
-            throw RuntimeError.invalidArgument("conv3d tile \(self): \(threads) threads exceed the device's workgroup limit \(caps.maxComputeWorkGroupInvocations)")
-        }
-        guard sharedBytes <= caps.maxComputeSharedMemorySize else {
-            throw RuntimeError.invalidArgument("conv3d tile \(self): \(sharedBytes) bytes of shared memory exceed \(caps.maxComputeSharedMemorySize)")
-        }
-    }
-
+extension GEMMTile {
     /// The tile for `batch` convolutions of M output channels × N output voxels: `WAN_CONV_TILE` when
     /// set; 64×64 on CPU implementations of Vulkan (lavapipe: 32 KiB of shared memory); on GPUs
     /// 128×128 (8×8 per thread, 33 KiB) when M > 64 and the problem has enough tiles to fill the GPU,
     /// else 64×64, else 32×32.
-    static func choose(_ caps: Capabilities, m: Int, n: Int, batch: Int) throws -> Conv3DTile {
+    static func chooseConv(_ caps: Capabilities, m: Int, n: Int, batch: Int) throws -> Conv3DTile {
         if let env = getenv("WAN_CONV_TILE"), env.pointee != 0 {
             let t = try Conv3DTile(parsing: String(cString: env))
             try t.validate(caps)
@@ -271,7 +231,7 @@ extension CommandList {
                 try tile.validate(caps)
                 tl = tile
             } else {
-                tl = try Conv3DTile.choose(caps, m: cout, n: g.n, batch: batch)
+                tl = try Conv3DTile.chooseConv(caps, m: cout, n: g.n, batch: batch)
             }
             let vecW = g.k % 4 == 0 && weight.deviceAddress % UInt64(4 * weight.dtype.size) == 0
             let constants: [UInt32] = [
