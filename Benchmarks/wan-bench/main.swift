@@ -14,6 +14,7 @@ let suites: [BenchSuite] = [
     normSuite,
     layoutSuite,
     conv3dSuite,
+    attentionSuite,
 ]
 
 var deviceArg = "all"

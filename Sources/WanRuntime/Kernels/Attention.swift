@@ -1,0 +1,401 @@
+import COpenBLAS
+import Foundation
+import WanShaders
+
+/// A tile configuration of the Vulkan attention kernel (`attention.comp`): a workgroup of `threads`
+/// owns `br` query rows of one (batch, head) and walks the keys in blocks of `bc`; Q·Kᵀ is staged
+/// through shared memory in `dk`-wide head-dim slices, P·V in `ck`-key slices. Written
+/// `BRxBCxTHREADS` or `BRxBCxTHREADSxDKxCK` (e.g. `64x64x128x16x16`).
+struct AttentionTile: Sendable, Hashable, CustomStringConvertible {
+    var br, bc, threads: Int
+    var dk, ck: Int
+    /// Whether the inner loops are unrolled; nil: on GPUs, not on CPU implementations of Vulkan.
+    var unroll: Bool?
+
+    /// Per-thread register tiles for one head dim: phase 1 holds `tm`×`tn` scores, phase 3 `tm2`×`tn2`
+    /// outputs; `active3` threads take part in phase 3 (all of them unless the head dim is small).
+    struct Mapping: Sendable, Hashable {
+        var tm, tn, tm2, tn2, active3: Int
+    }
+
+    var description: String { "\(br)x\(bc)x\(threads)x\(dk)x\(ck)" }
+
+    init(br: Int, bc: Int, threads: Int, dk: Int = 16, ck: Int = 16, unroll: Bool? = nil) {
+        self.br = br; self.bc = bc; self.threads = threads; self.dk = dk; self.ck = ck; self.unroll = unroll
+    }
+
+    /// Parses `BRxBCxTHREADS` or `BRxBCxTHREADSxDKxCK`.
+    init(parsing text: String) throws {
+        let parts = text.lowercased().split(separator: "x").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 3 || parts.count == 5, parts.allSatisfy({ $0 != nil }) else {
+            throw RuntimeError.invalidArgument("attention tile '\(text)': expected BRxBCxTHREADS or BRxBCxTHREADSxDKxCK, e.g. 64x64x128")
+        }
+        let v = parts.map { $0! }
+        self.init(br: v[0], bc: v[1], threads: v[2], dk: v.count == 5 ? v[3] : 16, ck: v.count == 5 ? v[4] : 16)
+    }
+
+    /// The head dim padded to a multiple of 4 (the shader's vec4 granularity).
+    static func paddedHeadDim(_ d: Int) -> Int { (d + 3) / 4 * 4 }
+
+    /// The register tiles for head dim `d`, or nil when this tile cannot be mapped onto its threads.
+    func mapping(headDim d: Int) -> Mapping? {
+        guard br > 0, bc > 0, threads > 0, dk > 0, ck > 0, d > 0,
+              br % 4 == 0, bc % 4 == 0, dk % 4 == 0, bc % ck == 0 else { return nil }
+        let dp = AttentionTile.paddedHeadDim(d)
+        // Phase 1: exactly one score tile per thread; 8 keys per thread keeps the row partials few.
+        guard let (tm, tn) = [(4, 8), (8, 4), (4, 4), (8, 8), (4, 16), (16, 4)].first(where: { tm, tn in
+            br % tm == 0 && bc % tn == 0 && (br / tm) * (bc / tn) == threads
+        }) else { return nil }
+        // Phase 3: as many threads busy as the head dim allows.
+        var best: Mapping?
+        for tn2 in [8, 4, 16] where dp % tn2 == 0 {
+            for tm2 in [4, 8, 16, 32] where br % tm2 == 0 {
+                let active = (br / tm2) * (dp / tn2)
+                if active <= threads && active > (best?.active3 ?? 0) {
+                    best = Mapping(tm: tm, tn: tn, tm2: tm2, tn2: tn2, active3: active)
+                }
+            }
+        }
+        return best
+    }
+
+    /// Shared memory the shader declares for head dim `d` (mirrors its `buf`, `Ps`, `redMax`, `redSum`).
+    func sharedBytes(headDim d: Int, mapping m: Mapping) -> Int {
+        let dp = AttentionTile.paddedHeadDim(d)
+        let rowQ = br / 4 + 1, rowK = bc / 4 + 1, rowV = dp / 4 + 1, rowP = br / 4 + 1
+        let buf = max(2 * dk * (rowQ + rowK), 2 * ck * rowV)
+        return 16 * (buf + bc * rowP) + 2 * 4 * (bc / m.tn) * br
+    }
+
+    /// The mapping for head dim `d`, throwing unless the shader can run this tile on a device with `caps`.
+    func validate(_ caps: Capabilities, headDim d: Int) throws -> Mapping {
+        guard let m = mapping(headDim: d) else {
+            throw RuntimeError.invalidArgument("attention tile \(self): BR, BC, DK must be multiples of 4, CK must divide BC, "
+                + "and BR×BC/THREADS must split into 4/8/16-wide register tiles (head dim \(d))")
+        }
+        guard threads <= caps.maxComputeWorkGroupInvocations, threads <= caps.maxComputeWorkGroupSize[0] else {
+            throw RuntimeError.invalidArgument("attention tile \(self): \(threads) threads exceed the device's workgroup limit \(caps.maxComputeWorkGroupInvocations)")
+        }
+        let shared = sharedBytes(headDim: d, mapping: m)
+        guard shared <= caps.maxComputeSharedMemorySize else {
+            throw RuntimeError.invalidArgument("attention tile \(self): \(shared) bytes of shared memory for head dim \(d) exceed \(caps.maxComputeSharedMemorySize)")
+        }
+        return m
+    }
+
+    static let large = AttentionTile(br: 64, bc: 64, threads: 128)
+    static let largeWide = AttentionTile(br: 64, bc: 64, threads: 256, dk: 16, ck: 8)
+    static let medium = AttentionTile(br: 32, bc: 64, threads: 64)
+    static let small = AttentionTile(br: 32, bc: 32, threads: 64)
+    static let smallThin = AttentionTile(br: 32, bc: 32, threads: 64, dk: 16, ck: 8)
+    static let tiny = AttentionTile(br: 16, bc: 16, threads: 16, dk: 8, ck: 8)
+
+    /// The tile for `batch × heads` attentions of `queries` rows with head dim `d`: `WAN_ATTN_TILE` when
+    /// set; on GPUs 64 query rows × 64 keys on 128 threads (8×8 outputs per thread for d 128), 32-row
+    /// tiles when that gives too few workgroups to fill a large GPU, 256 threads for head dims above
+    /// 128; 32×32 tiles on CPU implementations of Vulkan (lavapipe). Each candidate must fit the device.
+    static func choose(_ caps: Capabilities, headDim d: Int, queries: Int, heads: Int, batch: Int) throws -> AttentionTile {
+        if let env = getenv("WAN_ATTN_TILE"), env.pointee != 0 {
+            let t = try AttentionTile(parsing: String(cString: env))
+            _ = try t.validate(caps, headDim: d)
+            return t
+        }
+        func fits(_ t: AttentionTile, registers: Bool) -> Bool {
+            guard let m = try? t.validate(caps, headDim: d) else { return false }
+            // Keep the per-thread accumulators of real GPUs in registers.
+            return !registers || (m.tm2 * m.tn2 <= 64 && m.tm * m.tn <= 32)
+        }
+        let candidates: [AttentionTile]
+        if caps.isSoftware {
+            candidates = [.small, .smallThin, .tiny]
+        } else {
+            // Enough workgroups to occupy every multiprocessor of a large GPU a few times over.
+            let blocks = (queries + 63) / 64 * heads * batch
+            candidates = blocks >= 256 ? [.large, .largeWide, .medium, .small, .smallThin, .tiny]
+                                       : [.medium, .small, .large, .largeWide, .smallThin, .tiny]
+        }
+        for t in candidates where fits(t, registers: !caps.isSoftware) { return t }
+        for t in candidates where fits(t, registers: false) { return t }
+        throw RuntimeError.invalidArgument("attention: no tile configuration fits head dim \(d) on \(caps.deviceName)")
+    }
+}
+
+extension CommandList {
+    /// out = softmax(q·kᵀ·scale) · v per batch and head, without materialising the Lq×Lk matrix (fp32
+    /// softmax statistics and accumulation). q is [B, Lq, H, D], k and v [B, Lk, H, D] (views with the
+    /// head dim contiguous, e.g. slices of a fused QKV tensor), out dense [B, Lq, H, D]; `scale` defaults
+    /// to 1/√D; `keyLengths[b]` (1...Lk) masks the keys at and beyond it in batch b.
+    public func attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, scale: Float? = nil, keyLengths: [Int]? = nil) throws {
+        try attention(q: q, k: k, v: v, out: out, scale: scale, keyLengths: keyLengths, tile: nil, cpuBlocks: nil)
+    }
+
+    /// `attention` with an explicit Vulkan tile and CPU block sizes (query rows, keys) for tests and
+    /// benchmarks; nil picks them.
+    func attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, scale: Float?, keyLengths: [Int]?,
+                   tile: AttentionTile?, cpuBlocks: (queries: Int, keys: Int)?) throws {
+        let op = "attention"
+        try checkDevice([q, k, v, out], op: op)
+        for (name, t) in [("q", q), ("k", k), ("v", v), ("out", out)] {
+            guard t.dtype.isComputeFloat else {
+                throw RuntimeError.unsupportedDType("\(op): \(name) is \(t.dtype); expected f32, f16 or bf16")
+            }
+            guard t.rank == 4 else {
+                throw RuntimeError.shapeMismatch("\(op): \(name) must be [B, L, H, D], got \(t.shape)")
+            }
+        }
+        let (batch, lq, heads, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
+        let lk = k.shape[1]
+        guard k.shape == [batch, lk, heads, d] else {
+            throw RuntimeError.shapeMismatch("\(op): k is \(k.shape); expected [\(batch), Lk, \(heads), \(d)] for q \(q.shape)")
+        }
+        guard v.shape == k.shape else { throw RuntimeError.shapeMismatch("\(op): v is \(v.shape), k is \(k.shape)") }
+        guard out.shape == q.shape else { throw RuntimeError.shapeMismatch("\(op): out is \(out.shape), expected \(q.shape)") }
+        try checkOutput(out, notAliasing: [], op: op)
+        for t in [q, k, v] where out.overlaps(t) {
+            throw RuntimeError.invalidArgument("\(op): output overlaps an input")
+        }
+        if let keyLengths {
+            guard keyLengths.count == batch else {
+                throw RuntimeError.invalidArgument("\(op): \(keyLengths.count) key lengths for a batch of \(batch)")
+            }
+            if let bad = keyLengths.first(where: { $0 < 1 || $0 > lk }) {
+                throw RuntimeError.invalidArgument("\(op): key length \(bad) outside 1...\(lk)")
+            }
+        }
+        let s = scale ?? 1 / Float(d).squareRoot()
+        guard s.isFinite else { throw RuntimeError.invalidArgument("\(op): scale \(s) is not finite") }
+        if out.count == 0 { return }
+        guard lk > 0 else { throw RuntimeError.invalidArgument("\(op): no keys (Lk = 0) to attend to") }
+        // Element strides (batch, position, head) of each view; a dimension of size 1 gets stride 0.
+        func strides(_ t: Tensor, _ name: String) throws -> [Int] {
+            guard t.shape[3] == 1 || t.strides[3] == 1 else {
+                throw RuntimeError.invalidArgument("\(op): \(name)'s head dim must be contiguous (stride 1), got strides \(t.strides)")
+            }
+            let st = (0..<3).map { t.shape[$0] == 1 ? 0 : t.strides[$0] }
+            guard st.allSatisfy({ $0 >= 0 }) else {
+                throw RuntimeError.invalidArgument("\(op): \(name) has negative strides \(t.strides)")
+            }
+            let span = zip(t.shape.prefix(3), st).reduce(t.shape[3]) { $0 + ($1.0 - 1) * $1.1 }
+            guard span < Int(UInt32.max) else {
+                throw RuntimeError.invalidArgument("\(op): \(name) spans \(span) elements (limit 2^32)")
+            }
+            return st
+        }
+        let qs = try strides(q, "q"), ks = try strides(k, "k"), vs = try strides(v, "v")
+        guard out.count < Int(UInt32.max) else { throw RuntimeError.invalidArgument("\(op): out has too many elements") }
+        let lengths = keyLengths ?? [Int](repeating: lk, count: batch)
+        let masked = keyLengths.map { $0.contains { $0 < lk } } ?? false
+        let label = "attention \(batch)x\(heads)h \(lq)x\(lk)\(masked ? " masked" : "") d\(d) \(q.dtype),\(k.dtype),\(v.dtype)->\(out.dtype)"
+
+        switch impl {
+        case let .cpu(r):
+            let blocks = cpuBlocks ?? CPUAttention.blocks(headDim: d)
+            guard blocks.queries > 0, blocks.keys > 0 else { throw RuntimeError.invalidArgument("\(op): empty CPU blocks") }
+            let problem = CPUAttention.Problem(batch: batch, lq: lq, heads: heads, d: d, lengths: lengths,
+                                               qStrides: qs, kStrides: ks, vStrides: vs, scaleLog2: s * Float(M_LOG2E),
+                                               queryBlock: blocks.queries, keyBlock: blocks.keys)
+            r.enqueue(label) {
+                CPUAttention.run(problem, q: q, k: k, v: v, out: out, device: r.device)
+            }
+        case let .vulkan(r):
+            let caps = r.device.capabilities
+            let t = try tile ?? AttentionTile.choose(caps, headDim: d, queries: lq, heads: heads, batch: batch)
+            let m = try t.validate(caps, headDim: d)
+            func vectorizable(_ x: Tensor, _ st: [Int]) -> Bool {
+                d % 4 == 0 && st.allSatisfy { $0 % 4 == 0 } && x.deviceAddress % UInt64(4 * x.dtype.size) == 0
+            }
+            let constants: [UInt32] = [
+                UInt32(t.threads), UInt32(t.br), UInt32(t.bc), UInt32(d), UInt32(t.dk), UInt32(t.ck),
+                UInt32(m.tm), UInt32(m.tn), UInt32(m.tm2), UInt32(m.tn2),
+                q.dtype.code, k.dtype.code, v.dtype.code, out.dtype.code,
+                vectorizable(q, qs) ? 1 : 0, vectorizable(k, ks) ? 1 : 0, vectorizable(v, vs) ? 1 : 0,
+                (t.unroll ?? !caps.isSoftware) ? 1 : 0,
+            ]
+            guard heads <= caps.maxComputeWorkGroupCount[1] else {
+                throw RuntimeError.invalidArgument("\(op): \(heads) heads exceed the device's workgroup count limit \(caps.maxComputeWorkGroupCount[1])")
+            }
+            let queryBlocks = (lq + t.br - 1) / t.br
+            // One dispatch per run of batches with the same key length (the shader masks by push constant).
+            var b0 = 0
+            while b0 < batch {
+                var b1 = b0 + 1
+                while b1 < batch && lengths[b1] == lengths[b0] { b1 += 1 }
+                var p = PushConstants()
+                p.address(q)
+                p.address(k)
+                p.address(v)
+                p.address(out)
+                for st in [qs, ks, vs] { for x in st { p.u32(x) } }
+                p.u32(lq)
+                p.u32(lengths[b0])
+                p.u32(heads)
+                p.u32(b0)
+                p.u32(b1 - b0)
+                p.f32(s * Float(M_LOG2E))
+                let groups = (min(queryBlocks, caps.maxComputeWorkGroupCount[0], 65535), heads,
+                              min(b1 - b0, caps.maxComputeWorkGroupCount[2], 65535))
+                let written = try out.sliced(dim: 0, b0..<b1)
+                try r.dispatch(Kernel(name: "attention", spirv: SPIRV.attention), constants: constants, push: p,
+                               groups: groups, reads: [q, k, v], writes: [written],
+                               label: label + (masked ? " keys \(lengths[b0])" : "") + " [\(t)]")
+                b0 = b1
+            }
+        }
+    }
+}
+
+/// The CPU attention: per (batch, head, block of query rows), blocks of keys are multiplied with
+/// OpenBLAS (`S = Q·Kᵀ`, then `O += P·V`) around an online softmax in fp32, so scratch stays bounded
+/// (a query block × a key block) whatever the sequence lengths.
+enum CPUAttention {
+    struct Problem: Sendable {
+        var batch, lq, heads, d: Int
+        var lengths: [Int]
+        var qStrides, kStrides, vStrides: [Int]
+        /// The softmax scale times log2(e) (the softmax runs in base 2).
+        var scaleLog2: Float
+        var queryBlock, keyBlock: Int
+    }
+
+    /// Block sizes: 32 query rows, and keys such that each sgemm stays at or under OpenBLAS's
+    /// single-thread threshold (M·N·K ≤ 262144): the blocks already run on every core, and a threaded
+    /// OpenBLAS call from inside them serialises on its lock (measured: 64×64×128 blocks ran 20× slower
+    /// than 32×64×128 on 2 cores; 32×64 beat 64×32 by about 1.5×).
+    static func blocks(headDim d: Int) -> (queries: Int, keys: Int) {
+        let q = 32
+        let k = max(8, min(256, 262_144 / (q * max(1, d)) / 8 * 8))
+        return (q, k)
+    }
+
+    static func run(_ pr: Problem, q: Tensor, k: Tensor, v: Tensor, out: Tensor, device: CPUDevice) {
+        let d = pr.d, qb = pr.queryBlock, kb = pr.keyBlock
+        let queryBlocks = (pr.lq + qb - 1) / qb
+        let items = pr.batch * pr.heads * queryBlocks
+        let maxLength = pr.lengths.max() ?? 0
+        let qHost = q.hostPointer!, kHost = k.hostPointer!, vHost = v.hostPointer!, outHost = out.hostPointer!
+        device.parallelFor(items, costPerItem: 4 * qb * maxLength * d) { range in
+            // Scratch of one worker: converted Q/K/V blocks, scores, output accumulator, row statistics.
+            let qs = UnsafeMutablePointer<Float>.allocate(capacity: qb * d)
+            let ks = UnsafeMutablePointer<Float>.allocate(capacity: kb * d)
+            let vs = UnsafeMutablePointer<Float>.allocate(capacity: kb * d)
+            let sc = UnsafeMutablePointer<Float>.allocate(capacity: qb * kb)
+            let acc = UnsafeMutablePointer<Float>.allocate(capacity: qb * d)
+            let rowMax = UnsafeMutablePointer<Float>.allocate(capacity: qb)
+            let rowSum = UnsafeMutablePointer<Float>.allocate(capacity: qb)
+            defer {
+                for p in [qs, ks, vs, sc, acc, rowMax, rowSum] { p.deallocate() }
+            }
+            for item in range {
+                let blk = item % queryBlocks, h = (item / queryBlocks) % pr.heads, b = item / (queryBlocks * pr.heads)
+                let q0 = blk * qb, rows = min(qb, pr.lq - q0)
+                let kvLen = pr.lengths[b]
+                // A block of `n` rows of a strided view as an fp32 matrix with a leading dimension.
+                func matrix(_ host: UnsafeMutableRawPointer, _ t: Tensor, _ st: [Int], row0: Int, n: Int,
+                            scratch: UnsafeMutablePointer<Float>) -> (UnsafePointer<Float>, Int) {
+                    let base = host + (b * st[0] + row0 * st[1] + h * st[2]) * t.dtype.size
+                    if t.dtype == .f32 && (st[1] >= d || n == 1) {
+                        return (UnsafePointer(base.assumingMemoryBound(to: Float.self)), n == 1 ? d : st[1])
+                    }
+                    for r in 0..<n {
+                        HostConversion.load(base + r * st[1] * t.dtype.size, dtype: t.dtype, into: scratch + r * d, count: d)
+                    }
+                    return (UnsafePointer(scratch), d)
+                }
+                let (qm, ldq) = matrix(qHost, q, pr.qStrides, row0: q0, n: rows, scratch: qs)
+                acc.update(repeating: 0, count: rows * d)
+                rowMax.update(repeating: -.infinity, count: rows)
+                rowSum.update(repeating: 0, count: rows)
+                var k0 = 0
+                while k0 < kvLen {
+                    let n = min(kb, kvLen - k0)
+                    let (km, ldk) = matrix(kHost, k, pr.kStrides, row0: k0, n: n, scratch: ks)
+                    // S = (scale·log2e) · Q·Kᵀ  [rows × n]
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(rows), blasint(n), blasint(d),
+                                pr.scaleLog2, qm, blasint(ldq), km, blasint(ldk), 0, sc, blasint(kb))
+                    for r in 0..<rows {
+                        let srow = sc + r * kb
+                        let mNew = max(rowMax[r], FastMath.max(srow, n))
+                        let alpha: Float = rowMax[r] == -.infinity ? 0 : Foundation.exp2(rowMax[r] - mNew)
+                        rowSum[r] = rowSum[r] * alpha + FastMath.exp2Shifted(srow, n, by: mNew)
+                        rowMax[r] = mNew
+                        if alpha != 1 {
+                            let o = acc + r * d
+                            for j in 0..<d { o[j] *= alpha }
+                        }
+                    }
+                    let (vm, ldv) = matrix(vHost, v, pr.vStrides, row0: k0, n: n, scratch: vs)
+                    // O += P·V  [rows × d]
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(rows), blasint(d), blasint(n),
+                                1, sc, blasint(kb), vm, blasint(ldv), 1, acc, blasint(d))
+                    k0 += n
+                }
+                for r in 0..<rows {
+                    let o = acc + r * d
+                    let inv = 1 / rowSum[r]
+                    for j in 0..<d { o[j] *= inv }
+                    let dst = outHost + (((b * pr.lq + q0 + r) * pr.heads + h) * d) * out.dtype.size
+                    HostConversion.store(o, to: dst, dtype: out.dtype, count: d)
+                }
+            }
+        }
+    }
+}
+
+/// Vectorised row helpers of the CPU attention.
+enum FastMath {
+    /// The largest of `n` floats (−∞ for none; NaN-free inputs assumed).
+    @inline(__always)
+    static func max(_ x: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
+        var m = SIMD8<Float>(repeating: -.infinity)
+        var i = 0
+        while i + 8 <= n {
+            m = pointwiseMax(m, UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self))
+            i += 8
+        }
+        var r = m.max()
+        while i < n { r = Swift.max(r, x[i]); i += 1 }
+        return r
+    }
+
+    /// x[i] = 2^(x[i] − shift) for i < n (x[i] ≤ shift), returning their sum.
+    @inline(__always)
+    static func exp2Shifted(_ x: UnsafeMutablePointer<Float>, _ n: Int, by shift: Float) -> Float {
+        var sum = SIMD8<Float>(repeating: 0)
+        var i = 0
+        while i + 8 <= n {
+            let e = exp2(UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self) - shift)
+            UnsafeMutableRawPointer(x + i).storeBytes(of: e, as: SIMD8<Float>.self)
+            sum += e
+            i += 8
+        }
+        if i < n {
+            var t = SIMD8<Float>(repeating: -.infinity)
+            for j in 0..<(n - i) { t[j] = x[i + j] - shift }
+            let e = exp2(t)
+            for j in 0..<(n - i) { x[i + j] = e[j] }
+            sum += e
+        }
+        return sum.sum()
+    }
+
+    /// 2^x for x ≤ 0 (0 below −126; NaN stays NaN), relative error about 2e-7: x = n + f with n an
+    /// integer and |f| ≤ 1/2, 2^f from its degree-7 Taylor polynomial, 2^n from the exponent bits.
+    @inline(__always)
+    static func exp2(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let xc = x.replacing(with: -127, where: x .< -127)
+        let magic = SIMD8<Float>(repeating: 12_582_912) // 1.5·2^23: adding it rounds to an integer
+        let t = xc + magic
+        let f = xc - (t - magic)
+        var p = SIMD8<Float>(repeating: 1.525_273_4e-5)
+        p = p * f + 1.540_353_0e-4
+        p = p * f + 1.333_355_8e-3
+        p = p * f + 9.618_129_1e-3
+        p = p * f + 5.550_410_9e-2
+        p = p * f + 0.240_226_51
+        p = p * f + 0.693_147_18
+        p = p * f + 1
+        let n = unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000
+        let scale = unsafeBitCast((n &+ 127) &<< 23, to: SIMD8<Float>.self)
+        return (p * scale).replacing(with: 0, where: x .< -126)
+    }
+}

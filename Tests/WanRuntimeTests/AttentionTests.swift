@@ -1,0 +1,289 @@
+import Foundation
+import Testing
+@testable import WanRuntime
+
+/// One attention problem: sizes, dtypes, masking, scale, layout and the tile/blocks to run it with.
+private struct AttentionCase: CustomStringConvertible {
+    var batch = 2, lq = 37, lk = 53, heads = 3, d = 16
+    var qType = DType.f32, kType = DType.f32, vType = DType.f32, outType = DType.f32
+    var lengths: [Int]?
+    var scale: Float?
+    /// Inputs uniform in ±magnitude (large values: logits far beyond fp16's range of exp).
+    var magnitude: Float = 1
+    /// q, k, v as slices of one fused [B, L, 3, H, D] tensor (needs lq == lk and one dtype).
+    var fused = false
+    /// k and v as permuted views of [B, H, Lk, D] tensors.
+    var headMajorKV = false
+    var tile: AttentionTile?
+    var cpuBlocks: (queries: Int, keys: Int)?
+
+    var description: String {
+        "B\(batch) Lq\(lq) Lk\(lk) H\(heads) D\(d) \(qType),\(kType),\(vType)->\(outType)"
+            + (lengths.map { " lengths \($0)" } ?? "") + (scale.map { " scale \($0)" } ?? "")
+            + (magnitude != 1 ? " ±\(magnitude)" : "") + (fused ? " fused" : "") + (headMajorKV ? " kv[B,H,L,D]" : "")
+            + " tile \(tile.map { "\($0)" } ?? "auto")" + (cpuBlocks.map { " cpu \($0.queries)x\($0.keys)" } ?? "")
+    }
+}
+
+/// Runs a case on each of `devices`: what each computed, and the float64 reference.
+private func runCase(_ c: AttentionCase, on devices: [Device], seed: UInt64) throws -> (got: [[Float]], want: [Double]) {
+    var rng = TestRandom(seed: seed)
+    let (b, lq, lk, h, d) = (c.batch, c.lq, c.lk, c.heads, c.d)
+    let qVals = quantized(rng.floats(b * lq * h * d, -c.magnitude, c.magnitude), c.qType)
+    var kVals = quantized(rng.floats(b * lk * h * d, -c.magnitude, c.magnitude), c.kType)
+    var vVals = quantized(rng.floats(b * lk * h * d), c.vType)
+    // Masked keys hold NaN: any read of them would show in the result.
+    if let lengths = c.lengths {
+        for z in 0..<b {
+            for j in lengths[z]..<lk {
+                for i in 0..<(h * d) { kVals[(z * lk + j) * h * d + i] = .nan; vVals[(z * lk + j) * h * d + i] = .nan }
+            }
+        }
+    }
+    var got: [[Float]] = []
+    for device in devices {
+        let q: Tensor, k: Tensor, v: Tensor
+        if c.fused {
+            precondition(lq == lk && c.qType == c.kType && c.kType == c.vType)
+            var fusedVals = [Float](repeating: 0, count: 3 * qVals.count)
+            for row in 0..<(b * lq) {
+                for (part, vals) in [qVals, kVals, vVals].enumerated() {
+                    for i in 0..<(h * d) { fusedVals[(row * 3 + part) * h * d + i] = vals[row * h * d + i] }
+                }
+            }
+            let fused = try device.tensor(fusedVals, shape: [b, lq, 3, h, d], dtype: c.qType)
+            func part(_ p: Int) -> Tensor {
+                Tensor(storage: fused.storage, dtype: c.qType, shape: [b, lq, h, d], strides: [lq * 3 * h * d, 3 * h * d, d, 1],
+                       offset: p * h * d)
+            }
+            (q, k, v) = (part(0), part(1), part(2))
+        } else {
+            q = try device.tensor(qVals, shape: [b, lq, h, d], dtype: c.qType)
+            if c.headMajorKV {
+                // [B, H, Lk, D] storage viewed as [B, Lk, H, D].
+                func headMajor(_ vals: [Float], _ t: DType) throws -> Tensor {
+                    var hm = [Float](repeating: 0, count: vals.count)
+                    for z in 0..<b { for j in 0..<lk { for hh in 0..<h { for i in 0..<d {
+                        hm[((z * h + hh) * lk + j) * d + i] = vals[((z * lk + j) * h + hh) * d + i]
+                    } } } }
+                    return try device.tensor(hm, shape: [b, h, lk, d], dtype: t).permuted([0, 2, 1, 3])
+                }
+                k = try headMajor(kVals, c.kType)
+                v = try headMajor(vVals, c.vType)
+            } else {
+                k = try device.tensor(kVals, shape: [b, lk, h, d], dtype: c.kType)
+                v = try device.tensor(vVals, shape: [b, lk, h, d], dtype: c.vType)
+            }
+        }
+        let out = try device.empty([b, lq, h, d], dtype: c.outType)
+        let list = try CommandList(device: device)
+        try list.attention(q: q, k: k, v: v, out: out, scale: c.scale, keyLengths: c.lengths, tile: c.tile, cpuBlocks: c.cpuBlocks)
+        try list.run()
+        got.append(try device.read(out))
+    }
+
+    // float64 reference (unsafe pointers: this runs in debug builds).
+    let scale = Double(c.scale ?? 1 / Float(d).squareRoot())
+    var want = [Double](repeating: 0, count: b * lq * h * d)
+    var s = [Double](repeating: 0, count: lk)
+    qVals.withUnsafeBufferPointer { qp in kVals.withUnsafeBufferPointer { kp in vVals.withUnsafeBufferPointer { vp in
+    want.withUnsafeMutableBufferPointer { wp in s.withUnsafeMutableBufferPointer { sp in
+        for z in 0..<b {
+            let n = c.lengths?[z] ?? lk
+            for hh in 0..<h {
+                for i in 0..<lq {
+                    let qo = ((z * lq + i) * h + hh) * d
+                    var mx = -Double.infinity
+                    for j in 0..<n {
+                        let ko = ((z * lk + j) * h + hh) * d
+                        var dot = 0.0
+                        for e in 0..<d { dot += Double(qp[qo + e]) * Double(kp[ko + e]) }
+                        sp[j] = dot * scale
+                        mx = max(mx, sp[j])
+                    }
+                    var sum = 0.0
+                    for j in 0..<n { sp[j] = exp(sp[j] - mx); sum += sp[j] }
+                    for j in 0..<n {
+                        let vo = ((z * lk + j) * h + hh) * d
+                        let pj = sp[j] / sum
+                        for e in 0..<d { wp[qo + e] += pj * Double(vp[vo + e]) }
+                    }
+                }
+            }
+        }
+    } } } } }
+    return (got, want)
+}
+
+/// Runs a case on `devices` against float64 within `tol` (default: the output dtype's tolerance).
+private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol: Double? = nil,
+                   sourceLocation: SourceLocation = #_sourceLocation) throws {
+    let (results, want) = try runCase(c, on: devices, seed: seed)
+    for (device, got) in zip(devices, results) {
+        let err = maxRelativeError(got, want), limit = tol ?? tolerance(c.outType)
+        let finite = got.allSatisfy { $0.isFinite }
+        #expect(finite, "\(device.name) \(c): non-finite output", sourceLocation: sourceLocation)
+        #expect(err <= limit, "\(device.name) \(c): error \(err)", sourceLocation: sourceLocation)
+    }
+}
+
+@Suite struct AttentionTests {
+    /// Self-attention sizes with odd lengths, head dims 8/16/64/128, text-length cross-attention (512 +
+    /// a few keys) and a single key, against float64. Vulkan runs d 64 and d 128 with the GPUs' thread
+    /// mapping (64×64 tiles on 128 threads; head-dim slices narrowed to fit lavapipe's 32 KiB).
+    @Test func matchesFloat64Reference() throws {
+        let devices = try TestDevices.all()
+        try check(AttentionCase(d: 8), devices: devices, seed: 1)
+        try check(AttentionCase(d: 16), devices: devices, seed: 2)
+        try check(AttentionCase(d: 64, tile: AttentionTile(br: 64, bc: 64, threads: 128, dk: 8, ck: 16)), devices: devices, seed: 3)
+        let gpu128 = AttentionTile(br: 64, bc: 64, threads: 128, dk: 8, ck: 8)
+        try check(AttentionCase(batch: 1, lq: 19, lk: 517, heads: 2, d: 128, tile: gpu128), devices: devices, seed: 4)
+        try check(AttentionCase(batch: 2, lq: 37, lk: 1, heads: 3, d: 128, tile: gpu128), devices: devices, seed: 5)
+        // An explicit scale (the default is 1/√D).
+        try check(AttentionCase(batch: 1, lq: 19, lk: 29, heads: 2, d: 16, scale: 0.9), devices: devices, seed: 6)
+        TestDevices.checkValidation()
+    }
+
+    /// Tiles and CPU blocks that divide neither length: 16×16 tiles with the GPUs' unrolled inner loops
+    /// and idle phase-3 threads (d 12), 8×8 scores per thread, CPU blocks of a few rows and keys.
+    @Test func tilesAndBlocksNotDividingLengths() throws {
+        let cpu = [TestDevices.cpu]
+        try check(AttentionCase(cpuBlocks: (16, 24)), devices: cpu)
+        try check(AttentionCase(batch: 1, lq: 37, lk: 131, heads: 2, d: 64, cpuBlocks: (5, 7)), devices: cpu, seed: 2)
+        guard let vk = try TestDevices.vulkan() else { return }
+        try check(AttentionCase(d: 12, tile: AttentionTile(br: 16, bc: 16, threads: 16, dk: 8, ck: 8, unroll: true)),
+                  devices: [vk], seed: 3)
+        try check(AttentionCase(d: 16, tile: AttentionTile(br: 64, bc: 64, threads: 64, dk: 8, ck: 16)), devices: [vk], seed: 4)
+        TestDevices.checkValidation()
+    }
+
+    /// Per-batch key lengths (1, full, in between; runs of equal lengths); masked keys hold NaN.
+    @Test func keyLengthMasking() throws {
+        let devices = try TestDevices.all()
+        try check(AttentionCase(batch: 3, lq: 21, lk: 53, heads: 2, lengths: [1, 53, 29]), devices: devices)
+        try check(AttentionCase(batch: 4, lq: 40, lk: 37, heads: 1, lengths: [29, 29, 37, 2]), devices: devices, seed: 2)
+        try check(AttentionCase(batch: 2, lq: 37, lk: 53, heads: 3, lengths: [53, 53]), devices: devices, seed: 3)
+        try check(AttentionCase(batch: 2, lq: 7, lk: 70, heads: 2, lengths: [33, 65], cpuBlocks: (4, 16)),
+                  devices: [TestDevices.cpu], seed: 4)
+        TestDevices.checkValidation()
+    }
+
+    /// f32/f16/bf16 for q, k, v and out: three mixes on every device, more on the CPU.
+    @Test func dtypeCombinations() throws {
+        let devices = try TestDevices.all()
+        let mixes: [(DType, DType, DType, DType)] = [(.f16, .f16, .f16, .f16), (.bf16, .bf16, .bf16, .bf16), (.f16, .bf16, .f32, .bf16)]
+        for (i, m) in mixes.enumerated() {
+            try check(AttentionCase(lq: 21, lk: 19, qType: m.0, kType: m.1, vType: m.2, outType: m.3),
+                      devices: devices, seed: UInt64(i))
+        }
+        let cpuMixes: [(DType, DType, DType, DType)] = [
+            (.f32, .f16, .bf16, .f16), (.f32, .f32, .f32, .bf16), (.bf16, .f16, .f32, .f16), (.f16, .f32, .bf16, .f32),
+            (.bf16, .f32, .f16, .f32),
+        ]
+        for (i, m) in cpuMixes.enumerated() {
+            try check(AttentionCase(lq: 21, lk: 19, qType: m.0, kType: m.1, vType: m.2, outType: m.3),
+                      devices: [TestDevices.cpu], seed: UInt64(10 + i))
+        }
+        TestDevices.checkValidation()
+    }
+
+    /// fp16 inputs whose logits reach thousands (exp would overflow anything but fp32 max-subtracted
+    /// statistics): finite and close to float64. The tolerance covers the fp32 rounding of the logits.
+    @Test func largeLogitsFP16() throws {
+        let devices = try TestDevices.all()
+        try check(AttentionCase(lq: 21, lk: 19, qType: .f16, kType: .f16, vType: .f16, outType: .f16, scale: 1, magnitude: 60),
+                  devices: devices, tol: 1e-2)
+        try check(AttentionCase(lq: 21, lk: 19, qType: .f16, kType: .f16, vType: .f16, outType: .f16, magnitude: 200),
+                  devices: devices, seed: 2, tol: 1e-2)
+        TestDevices.checkValidation()
+    }
+
+    /// Strided inputs: q, k, v as slices of a fused [B, L, 3, H, D] tensor (vector loads at d 16, scalar
+    /// loads at d 6), and k, v as permuted [B, H, Lk, D] tensors.
+    @Test func stridedViews() throws {
+        let devices = try TestDevices.all()
+        try check(AttentionCase(lq: 37, lk: 37, d: 16, fused: true), devices: devices)
+        try check(AttentionCase(batch: 1, lq: 29, lk: 29, heads: 2, d: 6, fused: true), devices: devices, seed: 2)
+        try check(AttentionCase(lq: 21, lk: 33, d: 16, headMajorKV: true), devices: devices, seed: 3)
+        TestDevices.checkValidation()
+    }
+
+    /// The tile policy: WAN_ATTN_TILE syntax, the thread mappings, shared-memory limits, the choice per device kind.
+    @Test func tilePolicy() throws {
+        #expect(throws: RuntimeError.self) { try AttentionTile(parsing: "64x64") }
+        #expect(throws: RuntimeError.self) { try AttentionTile(parsing: "64xAx128") }
+        #expect(try AttentionTile(parsing: "64x64x128") == .large)
+        #expect(try AttentionTile(parsing: "64x64x256x16x8") == .largeWide)
+        #expect(AttentionTile.large.mapping(headDim: 128) == .init(tm: 4, tn: 8, tm2: 8, tn2: 8, active3: 128))
+        #expect(AttentionTile.large.mapping(headDim: 64) == .init(tm: 4, tn: 8, tm2: 4, tn2: 8, active3: 128))
+        #expect(AttentionTile.small.mapping(headDim: 12)?.active3 == 24)
+        #expect(AttentionTile(br: 64, bc: 64, threads: 100).mapping(headDim: 64) == nil)
+        #expect(AttentionTile(br: 64, bc: 60, threads: 120, dk: 16, ck: 16).mapping(headDim: 64) == nil) // CK ∤ BC
+        guard let v = try TestDevices.vulkan()?.vulkan else { return }
+        let caps = v.capabilities
+        for d in [1, 6, 8, 12, 16, 32, 64, 80, 128, 256] {
+            let t = try AttentionTile.choose(caps, headDim: d, queries: 1000, heads: 4, batch: 1)
+            _ = try t.validate(caps, headDim: d)
+        }
+        var gpu = caps
+        gpu.deviceType = "discrete"
+        gpu.maxComputeSharedMemorySize = 48 * 1024
+        gpu.subgroupSize = 32
+        gpu.maxComputeWorkGroupInvocations = 1024
+        gpu.maxComputeWorkGroupSize = [1024, 1024, 64]
+        #expect(try AttentionTile.choose(gpu, headDim: 128, queries: 32760, heads: 12, batch: 1) == .large)
+        #expect(try AttentionTile.choose(gpu, headDim: 64, queries: 32760, heads: 12, batch: 1) == .large)
+        #expect(try AttentionTile.choose(gpu, headDim: 256, queries: 32760, heads: 12, batch: 1) == .largeWide)
+        #expect(try AttentionTile.choose(gpu, headDim: 128, queries: 300, heads: 2, batch: 1) == .medium)
+        var small = gpu
+        small.maxComputeSharedMemorySize = 32 * 1024
+        #expect(throws: RuntimeError.self) { try AttentionTile.large.validate(small, headDim: 128) }
+        let t = try AttentionTile.choose(small, headDim: 128, queries: 32760, heads: 12, batch: 1)
+        let m = try t.validate(small, headDim: 128)
+        #expect(t.sharedBytes(headDim: 128, mapping: m) <= 32 * 1024)
+    }
+
+    /// Wrong shapes, strides, dtypes, key lengths, devices and aliasing throw RuntimeErrors.
+    @Test func invalidArguments() throws {
+        let d = TestDevices.cpu
+        let q = try d.zeros([2, 5, 3, 8]), k = try d.zeros([2, 7, 3, 8]), v = try d.zeros([2, 7, 3, 8])
+        let out = try d.zeros([2, 5, 3, 8])
+        let list = try CommandList(device: d)
+        func expectError(_ what: String, _ body: () throws -> Void) {
+            #expect(throws: RuntimeError.self, "\(what)") { try body() }
+        }
+        // Sanity: the valid calls record.
+        try list.attention(q: q, k: k, v: v, out: out)
+        try list.attention(q: q, k: k, v: v, out: out, keyLengths: [1, 7])
+        expectError("rank") { try list.attention(q: try d.zeros([5, 3, 8]), k: k, v: v, out: out) }
+        expectError("head dim") { try list.attention(q: q, k: try d.zeros([2, 7, 3, 4]), v: v, out: out) }
+        expectError("heads") { try list.attention(q: q, k: try d.zeros([2, 7, 2, 8]), v: v, out: out) }
+        expectError("batch") { try list.attention(q: q, k: try d.zeros([1, 7, 3, 8]), v: v, out: out) }
+        expectError("v shape") { try list.attention(q: q, k: k, v: try d.zeros([2, 6, 3, 8]), out: out) }
+        expectError("out shape") { try list.attention(q: q, k: k, v: v, out: try d.zeros([2, 7, 3, 8])) }
+        expectError("int dtype") { try list.attention(q: q, k: k, v: v, out: try d.zeros([2, 5, 3, 8], dtype: .i32)) }
+        expectError("fp8 input") { try list.attention(q: try d.zeros([2, 5, 3, 8], dtype: .f8e4m3fn), k: k, v: v, out: out) }
+        expectError("strided head dim") {
+            // Every other element of a [2, 7, 3, 16] tensor.
+            let wide = try d.zeros([2, 7, 3, 16])
+            let k2 = Tensor(storage: wide.storage, dtype: .f32, shape: [2, 7, 3, 8], strides: [336, 48, 16, 2])
+            try list.attention(q: q, k: k2, v: v, out: out)
+        }
+        expectError("strided out") { try list.attention(q: q, k: k, v: v, out: try d.zeros([2, 3, 5, 8]).permuted([0, 2, 1, 3])) }
+        expectError("out aliases q") { try list.attention(q: q, k: k, v: v, out: q) }
+        expectError("no keys") { try list.attention(q: q, k: try d.zeros([2, 0, 3, 8]), v: try d.zeros([2, 0, 3, 8]), out: out) }
+        expectError("key length 0") { try list.attention(q: q, k: k, v: v, out: out, keyLengths: [0, 7]) }
+        expectError("key length > Lk") { try list.attention(q: q, k: k, v: v, out: out, keyLengths: [8, 7]) }
+        expectError("key length count") { try list.attention(q: q, k: k, v: v, out: out, keyLengths: [7]) }
+        expectError("scale") { try list.attention(q: q, k: k, v: v, out: out, scale: .infinity) }
+        if let vk = try TestDevices.vulkan() {
+            expectError("mixed devices") { try list.attention(q: q, k: try vk.zeros([2, 7, 3, 8]), v: v, out: out) }
+            let vl = try CommandList(device: vk)
+            let vq = try vk.zeros([2, 5, 3, 8]), vkk = try vk.zeros([2, 7, 3, 8]), vo = try vk.zeros([2, 5, 3, 8])
+            expectError("bad tile") {
+                try vl.attention(q: vq, k: vkk, v: vkk, out: vo, scale: nil, keyLengths: nil,
+                                 tile: AttentionTile(br: 64, bc: 64, threads: 100), cpuBlocks: nil)
+            }
+        }
+    }
+}
