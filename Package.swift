@@ -6,6 +6,7 @@ let package = Package(
     products: [
         .library(name: "WanRuntime", targets: ["WanRuntime"]),
         .library(name: "WanModels", targets: ["WanModels"]),
+        .library(name: "WanPipelines", targets: ["WanPipelines"]),
         .executable(name: "wan", targets: ["wan"]),
         .executable(name: "wan-bench", targets: ["wan-bench"]),
     ],
@@ -20,10 +21,13 @@ let package = Package(
         .target(name: "WanRuntime", dependencies: ["CVulkan", "COpenBLAS", "WanShaders"]),
         // Checkpoint readers, key maps, variant detection, and the models built on the runtime.
         .target(name: "WanModels", dependencies: ["WanRuntime"]),
-        .executableTarget(name: "wan", dependencies: ["WanRuntime", "WanModels"], path: "Sources/wan"),
-        .executableTarget(name: "wan-bench", dependencies: ["WanRuntime"], path: "Benchmarks/wan-bench"),
+        // Text and sampling pipelines on top of the models: the umT5 tokenizer and Wan's prompt cleaning.
+        .target(name: "WanPipelines", dependencies: ["WanModels", "WanRuntime"]),
+        .executableTarget(name: "wan", dependencies: ["WanRuntime", "WanModels", "WanPipelines"], path: "Sources/wan"),
+        .executableTarget(name: "wan-bench", dependencies: ["WanRuntime", "WanModels"], path: "Benchmarks/wan-bench"),
         .testTarget(name: "WanRuntimeTests", dependencies: ["WanRuntime"]),
         .testTarget(name: "WanModelsTests", dependencies: ["WanModels", "WanRuntime"]),
+        .testTarget(name: "WanPipelinesTests", dependencies: ["WanPipelines"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -8,6 +8,8 @@ let usage = """
 
     commands:
       devices [--json]     list the compute devices (cpu and every Vulkan device) and their capabilities
+      tokenize --tokenizer FILE [--json] [--max-length N] TEXT...
+                           umT5 ids of each prompt after Wan's cleaning, with EOS (--pieces, --no-clean)
 
     Device selectors used by the other commands: cpu, auto, vulkan:N.
     """
@@ -50,6 +52,7 @@ let args = Array(CommandLine.arguments.dropFirst())
 do {
     switch args.first {
     case "devices": try devicesCommand(Array(args.dropFirst()))
+    case "tokenize": try tokenizeCommand(Array(args.dropFirst()))
     case "-h", "--help", "help", nil: print(usage)
     default:
         print("wan: unknown command '\(args[0])'\n\n\(usage)")
