@@ -26,7 +26,7 @@ let package = Package(
         .executableTarget(name: "wan", dependencies: ["WanRuntime", "WanModels", "WanPipelines"], path: "Sources/wan"),
         .executableTarget(name: "wan-bench", dependencies: ["WanRuntime", "WanModels"], path: "Benchmarks/wan-bench"),
         .testTarget(name: "WanRuntimeTests", dependencies: ["WanRuntime"]),
-        .testTarget(name: "WanModelsTests", dependencies: ["WanModels", "WanRuntime"]),
+        .testTarget(name: "WanModelsTests", dependencies: ["WanModels", "WanRuntime"], exclude: ["Fixtures"]),
         .testTarget(name: "WanPipelinesTests", dependencies: ["WanPipelines"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]

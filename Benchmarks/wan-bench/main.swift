@@ -15,6 +15,7 @@ let suites: [BenchSuite] = [
     layoutSuite,
     conv3dSuite,
     attentionSuite,
+    checkpointSuite,
 ]
 
 var deviceArg = "all"
