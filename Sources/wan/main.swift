@@ -10,6 +10,9 @@ let usage = """
       devices [--json]     list the compute devices (cpu and every Vulkan device) and their capabilities
       tokenize --tokenizer FILE [--json] [--max-length N] TEXT...
                            umT5 ids of each prompt after Wan's cleaning, with EOS (--pieces, --no-clean)
+      inspect FILE... [--tensors] [--custom] [--heads N]
+                           format, tensors, detected component / naming / variant / config of checkpoints
+                           (safetensors, sharded index, torch .pth), or what is missing, extra or misshapen
 
     Device selectors used by the other commands: cpu, auto, vulkan:N.
     """
@@ -53,6 +56,7 @@ do {
     switch args.first {
     case "devices": try devicesCommand(Array(args.dropFirst()))
     case "tokenize": try tokenizeCommand(Array(args.dropFirst()))
+    case "inspect": try inspectCommand(Array(args.dropFirst()))
     case "-h", "--help", "help", nil: print(usage)
     default:
         print("wan: unknown command '\(args[0])'\n\n\(usage)")
