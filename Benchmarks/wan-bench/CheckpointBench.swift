@@ -11,11 +11,11 @@ import WanRuntime
 /// kept as bf16 and converted to f16, with the process's peak resident memory during the load. The file
 /// is deleted afterwards. Loads read a warm page cache (the file was just written).
 let checkpointSuite = BenchSuite(name: "checkpoint") { ctx in
-    let dim = ctx.fullSize ? 1536 : 256
-    let ffn = ctx.fullSize ? 8960 : 1024
-    let blocks = ctx.fullSize ? 30 : 2
-    let shapes = CheckpointBench.wanT2VShapes(dim: dim, ffn: ffn, blocks: blocks)
-    let params = shapes.reduce(0) { $0 + $1.1.reduce(1, *) }
+    let config = ctx.fullSize ? WanDiTConfig.t2v1_3B
+        : WanDiTConfig(modelType: .t2v, dim: 256, ffnDim: 1024, numHeads: 2, numLayers: 2)
+    let (dim, blocks) = (config.dim, config.numLayers)
+    let shapes = config.expectedEntries(dtype: .bf16)
+    let params = shapes.reduce(0) { $0 + $1.count }
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("wan-bench-ckpt-\(getpid())").path
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -65,70 +65,22 @@ enum CheckpointBench {
         init(_ d: String) { description = d }
     }
 
-    /// Official names and shapes of Wan 2.1 T2V (15 global tensors + 27 per block).
-    static func wanT2VShapes(dim: Int, ffn: Int, blocks: Int) -> [(String, [Int])] {
-        var s: [(String, [Int])] = [
-            ("patch_embedding.weight", [dim, 16, 1, 2, 2]), ("patch_embedding.bias", [dim]),
-            ("text_embedding.0.weight", [dim, 4096]), ("text_embedding.0.bias", [dim]),
-            ("text_embedding.2.weight", [dim, dim]), ("text_embedding.2.bias", [dim]),
-            ("time_embedding.0.weight", [dim, 256]), ("time_embedding.0.bias", [dim]),
-            ("time_embedding.2.weight", [dim, dim]), ("time_embedding.2.bias", [dim]),
-            ("time_projection.1.weight", [6 * dim, dim]), ("time_projection.1.bias", [6 * dim]),
-            ("head.modulation", [1, 2, dim]), ("head.head.weight", [64, dim]), ("head.head.bias", [64]),
-        ]
-        for b in 0..<blocks {
-            let p = "blocks.\(b)."
-            s.append((p + "modulation", [1, 6, dim]))
-            for attn in ["self_attn", "cross_attn"] {
-                for m in ["q", "k", "v", "o"] {
-                    s.append((p + "\(attn).\(m).weight", [dim, dim]))
-                    s.append((p + "\(attn).\(m).bias", [dim]))
-                }
-                s.append((p + "\(attn).norm_q.weight", [dim]))
-                s.append((p + "\(attn).norm_k.weight", [dim]))
-            }
-            s.append((p + "norm3.weight", [dim]))
-            s.append((p + "norm3.bias", [dim]))
-            s.append((p + "ffn.0.weight", [ffn, dim]))
-            s.append((p + "ffn.0.bias", [ffn]))
-            s.append((p + "ffn.2.weight", [dim, ffn]))
-            s.append((p + "ffn.2.bias", [dim]))
-        }
-        return s
-    }
-
     /// Writes random bf16 tensors (finite, |x| < 1) as safetensors; returns the file size.
-    static func writeRandomBF16(_ shapes: [(String, [Int])], to path: String) throws -> Int {
-        var header = "{\"__metadata__\":{\"format\":\"pt\"}"
-        var offset = 0
-        for (name, shape) in shapes {
-            let bytes = shape.reduce(1, *) * 2
-            header += ",\"\(name)\":{\"dtype\":\"BF16\",\"shape\":[\(shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}"
-            offset += bytes
-        }
-        header += "}"
-        while (header.utf8.count + 8) % 8 != 0 { header += " " }
-        guard FileManager.default.createFile(atPath: path, contents: nil),
-              let out = FileHandle(forWritingAtPath: path) else { throw Failure("cannot create \(path)") }
-        defer { try? out.close() }
-        let h = Array(header.utf8)
-        try out.write(contentsOf: withUnsafeBytes(of: UInt64(h.count).littleEndian) { Data($0) } + Data(h))
-        // Random data in 32 MiB chunks.
+    static func writeRandomBF16(_ entries: [TensorEntry], to path: String) throws -> Int {
         var state: UInt64 = 0x9E37_79B9_7F4A_7C15
-        var remaining = offset
-        var chunk = [UInt16](repeating: 0, count: 16 << 20)
-        while remaining > 0 {
-            let n = min(chunk.count, remaining / 2)
-            for i in 0..<n {
-                state ^= state << 13; state ^= state >> 7; state ^= state << 17
-                // sign, exponent 0x70-0x7E (|x| in [2^-15, 1)), random mantissa
-                let r = UInt16(truncatingIfNeeded: state)
-                chunk[i] = (r & 0x807F) | UInt16(0x70 + (r >> 8) % 15) << 7
+        return try SafetensorsWriter.write(entries, metadata: ["format": "pt"], to: path) { e in
+            var out = [UInt8](repeating: 0, count: e.byteCount)
+            out.withUnsafeMutableBytes { raw in
+                let h = raw.bindMemory(to: UInt16.self)
+                for i in h.indices {
+                    state ^= state << 13; state ^= state >> 7; state ^= state << 17
+                    // sign, exponent 0x70-0x7E (|x| in [2^-15, 1)), random mantissa
+                    let r = UInt16(truncatingIfNeeded: state)
+                    h[i] = (r & 0x807F) | UInt16(0x70 + (r >> 8) % 15) << 7
+                }
             }
-            try chunk.withUnsafeBytes { try out.write(contentsOf: Data($0.prefix(2 * n))) }
-            remaining -= 2 * n
+            return out
         }
-        return 8 + h.count + offset
     }
 
     static func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
