@@ -1,6 +1,6 @@
 #version 450
 // FP8 weight quantisation with scales, in two passes over a [rows, len] tensor:
-//   PASS 0: scale[r] = max|x[r, :]| / FP8_MAX (1 when the row is all zero); one workgroup per row
+//   PASS 0: scale[r] = max|x[r, :]| / FP8_MAX over finite values (1 when that is 0); one workgroup per row
 //           (per-tensor scaling: one row spanning the whole tensor);
 //   PASS 1: q[i] = fp8(x[i] / scale[row(i)]), round to nearest even, saturating.
 #extension GL_GOOGLE_include_directive : enable
@@ -29,7 +29,11 @@ void main() {
         if (row >= p.rows) return;
         uint lid = gl_LocalInvocationID.x;
         float m = 0.0;
-        for (uint j = lid; j < p.len; j += LINEAR_WG) m = max(m, abs(load_elem(p.src, SRC_DT, row * p.len + j)));
+        // Non-finite values do not set the scale (they saturate or stay NaN when quantised).
+        for (uint j = lid; j < p.len; j += LINEAR_WG) {
+            float a = abs(load_elem(p.src, SRC_DT, row * p.len + j));
+            if (a < uintBitsToFloat(0x7f800000u)) m = max(m, a);
+        }
         partial[lid] = m;
         barrier();
         for (uint s = LINEAR_WG / 2u; s > 0u; s >>= 1) {
@@ -39,7 +43,7 @@ void main() {
         if (lid == 0u) {
             float fmax = DST_DT == DT_F8E4M3 ? 448.0 : 57344.0;
             float a = partial[0];
-            F32Ref(p.scale).v[row] = (a > 0.0 && !isinf(a)) ? a / fmax : 1.0;
+            F32Ref(p.scale).v[row] = a > 0.0 ? a / fmax : 1.0;
         }
     } else {
         uint i = linear_id();

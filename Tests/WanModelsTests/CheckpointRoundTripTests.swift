@@ -55,3 +55,30 @@ import WanRuntime
         #expect(!FileManager.default.fileExists(atPath: path), "a failed write leaves no file under the requested name")
     }
 }
+
+/// Loading a weight as per-channel fp8 on the host gives the same bytes and scales as quantising it
+/// with the runtime's kernel.
+@Suite struct ScaledFP8LoadTests {
+    @Test func hostQuantisationEqualsKernel() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("wan-fp8-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let rows = 7, cols = 45
+        var values = (0..<(rows * cols)).map { Float(sin(Double($0) * 0.37) * 3) }
+        values[2 * cols + 1] = .infinity
+        values[4 * cols + 3] = 2000
+        for c in 0..<cols { values[5 * cols + c] = 0 }
+        let entry = TensorEntry(name: "w", dtype: .f32, shape: [rows, cols])
+        let path = dir.appendingPathComponent("w.safetensors").path
+        try SafetensorsWriter.write([entry], to: path) { _ in HostConversion.encode(values, as: .f32) }
+        let cpu = Device.cpu()
+        let (w, s) = try CheckpointFile.open(path).loadScaledFP8("w", to: cpu)
+        let x = try cpu.tensor(values, shape: [rows, cols])
+        let q = try cpu.empty([rows, cols], dtype: .f8e4m3fn), sc = try cpu.empty([rows])
+        let cl = try CommandList(device: cpu)
+        try cl.quantizeFP8(x, out: q, scales: sc, scaling: .perChannel)
+        try cl.run()
+        #expect(try cpu.readBytes(w) == cpu.readBytes(q))
+        #expect(try cpu.read(s) == cpu.read(sc))
+    }
+}

@@ -165,8 +165,9 @@ extension CheckpointReader {
     }
 
     /// Loads a floating-point tensor as fp8 with one f32 scale per slice along dimension 0 ("per output
-    /// channel" for a weight `[out, in, ...]`): `scale[r] = max|w[r, ...]| / maxFinite(format)` (1 for
-    /// an all-zero slice) and `weight = fp8(w / scale)` (round to nearest even, saturating), so
+    /// channel" for a weight `[out, in, ...]`): `scale[r] = max|w[r, ...]| / maxFinite(format)` over finite
+    /// values (1 for an all-zero slice) and `weight = fp8(w / scale)` (round to nearest even, saturating) —
+    /// bit for bit what the runtime's `quantizeFP8(..., scaling: .perChannel)` computes — so
     /// `w ≈ weight * scale[r]`. `format` is `.f8e4m3fn` (max 448) or `.f8e5m2` (max 57344).
     public func loadScaledFP8(_ name: String, to device: Device,
                               format: DType = .f8e4m3fn) throws -> (weight: Tensor, scale: Tensor) {
@@ -188,9 +189,8 @@ extension CheckpointReader {
             for c in 0..<cols where values[r * cols + c].isFinite { m = max(m, abs(values[r * cols + c])) }
             let s = m > 0 ? m / maxFinite : 1
             scales[r] = s
-            let inv = 1 / s
             for c in 0..<cols {
-                let v = values[r * cols + c] * inv
+                let v = values[r * cols + c] / s
                 q[r * cols + c] = format == .f8e4m3fn ? ScalarConversion.floatToF8E4M3(v) : ScalarConversion.floatToF8E5M2(v)
             }
         }

@@ -10,7 +10,7 @@ public enum FP8Scaling: Sendable {
 
 extension CommandList {
     /// Quantises a weight [rows, ...] (f32/f16/bf16) to FP8 (`out`'s dtype, e4m3fn or e5m2) with scales
-    /// so that x ≈ decode(out) · scale: scale = max|x| / FP8 max (per tensor: `scales` holds 1 value;
+    /// so that x ≈ decode(out) · scale: scale = max|x| / FP8 max over finite x, 1 when that is 0 (per tensor: `scales` holds 1 value;
     /// per channel: one per row), then out = fp8(x / scale), round to nearest even, saturating.
     /// The result feeds `gemm(..., weightScale: scales)`.
     public func quantizeFP8(_ x: Tensor, out: Tensor, scales: Tensor, scaling: FP8Scaling) throws {
@@ -45,8 +45,8 @@ extension CommandList {
                     for ri in range {
                         HostConversion.load(src + ri * len * x.dtype.size, dtype: x.dtype, into: row, count: len)
                         var m: Float = 0
-                        for j in 0..<len { m = Swift.max(m, Swift.abs(row[j])) }
-                        let s: Float = m > 0 && m.isFinite ? m / fmax : 1
+                        for j in 0..<len where row[j].isFinite { m = Swift.max(m, Swift.abs(row[j])) }
+                        let s: Float = m > 0 ? m / fmax : 1
                         sc[ri] = s
                         for j in 0..<len {
                             let q = row[j] / s
