@@ -83,3 +83,33 @@ import Testing
         TestDevices.checkValidation()
     }
 }
+
+/// The host's fast fp16 conversions against Swift's `Float16` on every half value and on floats around
+/// every rounding boundary.
+@Suite struct HalfConversionTests {
+    @Test func everyHalfDecodes() {
+        for h in 0...0xffff {
+            let want = Float(Float16(bitPattern: UInt16(h)))
+            let got = HostConversion.halfToFloat(UInt16(h))
+            #expect(got.bitPattern == want.bitPattern || (got.isNaN && want.isNaN), "half 0x\(String(h, radix: 16))")
+        }
+    }
+
+    @Test func floatsRoundLikeFloat16() {
+        var rng = TestRandom(seed: 5)
+        var values: [Float] = [0, -0, .infinity, -.infinity, .nan, 65504, 65519.99, 65520, 65536, 1e-8, 2.98e-8, 5.96e-8,
+                               6.1e-5, 6.1035156e-5, 1e30, -1e-30, .leastNonzeroMagnitude, .greatestFiniteMagnitude]
+        for h in stride(from: 0, through: 0x7bff, by: 7) {
+            // Each half, the midpoint to the next one, and a hair on either side of it.
+            let a = Float(Float16(bitPattern: UInt16(h))), b = Float(Float16(bitPattern: UInt16(h + 1)))
+            let mid = (a + b) / 2
+            values += [a, mid, mid.nextUp, mid.nextDown, -mid]
+        }
+        values += (0..<20000).map { _ in Float(bitPattern: UInt32(truncatingIfNeeded: rng.next())) }
+        for v in values {
+            let want = Float16(v).bitPattern, got = HostConversion.floatToHalf(v)
+            let bothNaN = Float16(bitPattern: want).isNaN && Float16(bitPattern: got).isNaN
+            #expect(got == want || bothNaN, "\(v) (0x\(String(v.bitPattern, radix: 16))): got 0x\(String(got, radix: 16)) want 0x\(String(want, radix: 16))")
+        }
+    }
+}
