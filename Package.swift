@@ -5,6 +5,7 @@ let package = Package(
     name: "WanVulkan",
     products: [
         .library(name: "WanRuntime", targets: ["WanRuntime"]),
+        .library(name: "WanGraph", targets: ["WanGraph"]),
         .library(name: "WanModels", targets: ["WanModels"]),
         .library(name: "WanPipelines", targets: ["WanPipelines"]),
         .executable(name: "wan", targets: ["wan"]),
@@ -19,6 +20,8 @@ let package = Package(
         .target(name: "WanShaders", path: "Shaders", plugins: ["ShaderPlugin"]),
         // The tensor runtime: devices, memory, command recording, kernels (Vulkan + CPU).
         .target(name: "WanRuntime", dependencies: ["CVulkan", "COpenBLAS", "WanShaders"]),
+        // Static graphs of runtime ops: shape inference, activation memory planning, record once / replay.
+        .target(name: "WanGraph", dependencies: ["WanRuntime"]),
         // Checkpoint readers, key maps, variant detection, and the models built on the runtime.
         .target(name: "WanModels", dependencies: ["WanRuntime"]),
         // Text and sampling pipelines on top of the models: the umT5 tokenizer and Wan's prompt cleaning.
@@ -26,6 +29,7 @@ let package = Package(
         .executableTarget(name: "wan", dependencies: ["WanRuntime", "WanModels", "WanPipelines"], path: "Sources/wan"),
         .executableTarget(name: "wan-bench", dependencies: ["WanRuntime", "WanModels"], path: "Benchmarks/wan-bench"),
         .testTarget(name: "WanRuntimeTests", dependencies: ["WanRuntime"]),
+        .testTarget(name: "WanGraphTests", dependencies: ["WanGraph", "WanRuntime"]),
         .testTarget(name: "WanModelsTests", dependencies: ["WanModels", "WanRuntime"], exclude: ["Fixtures"]),
         .testTarget(name: "WanPipelinesTests", dependencies: ["WanPipelines"], exclude: ["Fixtures"]),
     ],

@@ -37,8 +37,9 @@ public final class Device: @unchecked Sendable, CustomStringConvertible {
     /// Whether this is the CPU device.
     public var isCPU: Bool { vulkan == nil }
 
-    /// The CPU device (OpenBLAS for GEMM, Swift SIMD elsewhere).
-    public static func cpu() -> Device { Device(backend: .cpu(CPUDevice.shared), name: "cpu") }
+    /// The CPU device (OpenBLAS for GEMM, Swift SIMD elsewhere); one shared instance.
+    public static func cpu() -> Device { sharedCPU }
+    private static let sharedCPU = Device(backend: .cpu(CPUDevice.shared), name: "cpu")
 
     /// Opens Vulkan physical device `index` (validation: the Khronos layer; nil reads `WAN_VK_VALIDATION`).
     public static func vulkan(_ index: Int, validation: Bool? = nil, options: VulkanOptions = VulkanOptions()) throws -> Device {

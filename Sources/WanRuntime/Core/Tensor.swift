@@ -100,6 +100,18 @@ public struct Tensor: Sendable, CustomStringConvertible {
                       offset: offset + range.lowerBound * strides[dim])
     }
 
+    /// A dense view of `shape`/`dtype` elements starting `byteOffset` bytes into this tensor's storage
+    /// (past this view's own offset): how planned activation arenas hand out their intermediates.
+    public func view(atByteOffset byteOffset: Int, shape: [Int], dtype: DType) throws -> Tensor {
+        let start = offset * self.dtype.size + byteOffset
+        let bytes = Shape.count(shape) * dtype.size
+        guard byteOffset >= 0, start % dtype.size == 0, shape.allSatisfy({ $0 >= 0 }),
+              start + bytes <= storage.byteCount else {
+            throw RuntimeError.invalidArgument("view of \(bytes) bytes at byte \(start) (\(dtype)) outside a storage of \(storage.byteCount) bytes or misaligned")
+        }
+        return Tensor(storage: storage, dtype: dtype, shape: shape, offset: start / dtype.size)
+    }
+
     /// Whether two views may touch the same bytes.
     func overlaps(_ other: Tensor) -> Bool {
         storage === other.storage && byteRange.overlaps(other.byteRange)
