@@ -23,14 +23,14 @@ let package = Package(
         // Static graphs of runtime ops: shape inference, activation memory planning, record once / replay.
         .target(name: "WanGraph", dependencies: ["WanRuntime"]),
         // Checkpoint readers, key maps, variant detection, and the models built on the runtime.
-        .target(name: "WanModels", dependencies: ["WanRuntime"]),
+        .target(name: "WanModels", dependencies: ["WanRuntime", "WanGraph"]),
         // Text and sampling pipelines on top of the models: the umT5 tokenizer and Wan's prompt cleaning.
         .target(name: "WanPipelines", dependencies: ["WanModels", "WanRuntime"]),
         .executableTarget(name: "wan", dependencies: ["WanRuntime", "WanModels", "WanPipelines"], path: "Sources/wan"),
         .executableTarget(name: "wan-bench", dependencies: ["WanRuntime", "WanModels"], path: "Benchmarks/wan-bench"),
         .testTarget(name: "WanRuntimeTests", dependencies: ["WanRuntime"]),
         .testTarget(name: "WanGraphTests", dependencies: ["WanGraph", "WanRuntime"]),
-        .testTarget(name: "WanModelsTests", dependencies: ["WanModels", "WanRuntime"], exclude: ["Fixtures"]),
+        .testTarget(name: "WanModelsTests", dependencies: ["WanModels", "WanRuntime", "WanGraph"], exclude: ["Fixtures"]),
         .testTarget(name: "WanPipelinesTests", dependencies: ["WanPipelines"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
