@@ -12,9 +12,10 @@ let package = Package(
         .executable(name: "wan-bench", targets: ["wan-bench"]),
     ],
     targets: [
-        // System libraries (Debian: libvulkan-dev, libopenblas-dev).
+        // System libraries (Debian: libvulkan-dev, libopenblas-dev, zlib1g-dev).
         .systemLibrary(name: "CVulkan", path: "Sources/CVulkan", providers: [.apt(["libvulkan-dev"])]),
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         // GLSL compute shaders -> SPIR-V (system glslangValidator), embedded as Swift sources.
         .plugin(name: "ShaderPlugin", capability: .buildTool(), path: "Sources/ShaderPlugin"),
         .target(name: "WanShaders", path: "Shaders", plugins: ["ShaderPlugin"]),
@@ -24,8 +25,8 @@ let package = Package(
         .target(name: "WanGraph", dependencies: ["WanRuntime"]),
         // Checkpoint readers, key maps, variant detection, and the models built on the runtime.
         .target(name: "WanModels", dependencies: ["WanRuntime", "WanGraph"]),
-        // Text and sampling pipelines on top of the models: the umT5 tokenizer and Wan's prompt cleaning.
-        .target(name: "WanPipelines", dependencies: ["WanModels", "WanRuntime"]),
+        // Pipelines on top of the models: the umT5 tokenizer and prompt cleaning, samplers, video and image output.
+        .target(name: "WanPipelines", dependencies: ["WanModels", "WanRuntime", "CZlib"]),
         .executableTarget(name: "wan", dependencies: ["WanRuntime", "WanModels", "WanPipelines"], path: "Sources/wan"),
         .executableTarget(name: "wan-bench", dependencies: ["WanRuntime", "WanModels"], path: "Benchmarks/wan-bench"),
         .testTarget(name: "WanRuntimeTests", dependencies: ["WanRuntime"]),
