@@ -147,6 +147,17 @@ extension Graph {
         }
     }
 
+    /// Rows of `table` [V, D] picked by the i32 `ids` (any shape): the result is `ids.shape + [D]`
+    /// (see `CommandList.gather`; ids outside [0, V) give zero rows).
+    public func gather(_ table: Value, ids: Value, dtype: DType? = nil) throws -> Value {
+        let st = shape(table)
+        guard st.count == 2 else { throw RuntimeError.shapeMismatch("gather: table \(st) is not [V, D]") }
+        guard self.dtype(ids) == .i32 else { throw RuntimeError.unsupportedDType("gather: ids are \(self.dtype(ids)); expected i32") }
+        return try op("gather", inputs: [table, ids], outputs: [(shape(ids) + [st[1]], dtype ?? self.dtype(table))]) { cl, ins, outs in
+            try cl.gather(ins[0], ids: ins[1], out: outs[0])
+        }[0]
+    }
+
     // MARK: views (no copy)
 
     /// The same elements with another shape (one dimension may be -1); the value must be dense when compiled.
