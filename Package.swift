@@ -32,7 +32,7 @@ let package = Package(
         .testTarget(name: "WanRuntimeTests", dependencies: ["WanRuntime"]),
         .testTarget(name: "WanGraphTests", dependencies: ["WanGraph", "WanRuntime"]),
         .testTarget(name: "WanModelsTests", dependencies: ["WanModels", "WanRuntime", "WanGraph"], exclude: ["Fixtures"]),
-        .testTarget(name: "WanPipelinesTests", dependencies: ["WanPipelines"], exclude: ["Fixtures"]),
+        .testTarget(name: "WanPipelinesTests", dependencies: ["WanPipelines", "WanModels", "WanRuntime"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -10,6 +10,10 @@ let usage = """
       devices [--json]     list the compute devices (cpu and every Vulkan device) and their capabilities
       tokenize --tokenizer FILE [--json] [--max-length N] TEXT...
                            umT5 ids of each prompt after Wan's cleaning, with EOS (--pieces, --no-clean)
+      forward dit|t5 --weights FILE --inputs FILE.safetensors --out FILE.safetensors [--prefix P] [--config JSON]
+              [--device cpu|vulkan:N|auto] [--precision fp32|fp16|bf16] [--text-len N]
+                           run one model component on named inputs (x, t, context, context_lens / ids, mask)
+                           and write its outputs, to compare with a PyTorch run
       inspect FILE... [--tensors] [--custom] [--heads N]
                            format, tensors, detected component / naming / variant / config of checkpoints
                            (safetensors, sharded index, torch .pth), or what is missing, extra or misshapen
@@ -57,6 +61,7 @@ do {
     case "devices": try devicesCommand(Array(args.dropFirst()))
     case "tokenize": try tokenizeCommand(Array(args.dropFirst()))
     case "inspect": try inspectCommand(Array(args.dropFirst()))
+    case "forward": try forwardCommand(Array(args.dropFirst()))
     case "-h", "--help", "help", nil: print(usage)
     default:
         print("wan: unknown command '\(args[0])'\n\n\(usage)")
