@@ -6,7 +6,7 @@ import WanRuntime
 /// [--precision P] [--text-len N]`: see `ComponentForward`.
 func forwardCommand(_ args: [String]) throws {
     guard let component = args.first, !component.hasPrefix("-") else {
-        throw CommandError.usage("forward needs a component: dit or t5")
+        throw CommandError.usage("forward needs a component: dit, t5, vae-encode or vae-decode")
     }
     var weights: String?, inputs: String?, out: String?
     var options = ComponentForward.Options(component: component, weights: "", inputs: "", output: "")

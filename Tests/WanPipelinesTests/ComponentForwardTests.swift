@@ -95,3 +95,17 @@ import WanRuntime
         #expect(!FileManager.default.fileExists(atPath: o.output))
     }
 }
+
+/// The VAE components read their inputs and fail clearly where the weights are not Wan 2.1's (the tiny
+/// fixture VAE has z_dim 4, whose latent mean/std Wan does not define); the numerics of the VAE itself
+/// are tested in VAETests.
+@Suite struct ComponentForwardVAETests {
+    @Test func vaeNeedsWan21Statistics() throws {
+        let dir = ComponentForwardTests.models.appendingPathComponent("vae")
+        let o = ComponentForward.Options(component: "vae-decode", weights: dir.appendingPathComponent("weights.safetensors").path,
+                                         inputs: dir.appendingPathComponent("cases.safetensors").path,
+                                         output: FileManager.default.temporaryDirectory.appendingPathComponent("wan-vae-\(UUID().uuidString)").path)
+        #expect(throws: (any Error).self) { try ComponentForward.run(o, device: Device.cpu()) }
+        #expect(!FileManager.default.fileExists(atPath: o.output))
+    }
+}

@@ -10,6 +10,8 @@ import WanRuntime
 ///   output `out` [B, C_out, F, H, W].
 /// - `t5`: inputs `ids` [B, L] and optional `mask` [B, L] (1 for real tokens; default all); output `context`
 ///   [B, text_len, dim], each prompt's rows then zeros (as the pipeline feeds the DiT).
+/// - `vae-decode`: input `latent` [16, T, h, w] (normalised, as the DiT produces it); output `video`
+///   [3, 1 + 4(T−1), 8h, 8w] in [−1, 1]. `vae-encode`: input `video` [3, 1 + 4n, H, W]; output `latent`.
 public enum ComponentForward {
     /// Options of a run: the checkpoint, the inputs (names optionally prefixed, e.g. `case1.x`), the output
     /// file, an optional config JSON (DiT), the precision (`fp32`, `fp16`, `bf16`) and text length.
@@ -73,8 +75,24 @@ public enum ComponentForward {
             }
             let context = try encoder.encode(prompts, textLength: o.textLen ?? 512)
             results.append(("context", context.shape, try device.read(context)))
+        case "vae-decode", "vae-encode":
+            let vae = try WanVAE.load(path: o.weights, device: device)
+            let decode = o.component == "vae-decode"
+            let input = try tensor(decode ? "latent" : "video")
+            // [C, T, H, W], or [1, C, T, H, W] as PyTorch batches it.
+            let s = input.shape.count == 5 && input.shape[0] == 1 ? Array(input.shape.dropFirst()) : input.shape
+            guard s.count == 4 else {
+                throw RuntimeError.shapeMismatch("\(decode ? "latent" : "video") must be [C, T, H, W] (or [1, C, T, H, W]), got \(input.shape)")
+            }
+            if decode {
+                let video = try vae.decode(latent: input.values, frames: s[1], height: s[2], width: s[3])
+                results.append(("video", [3, 1 + 4 * (s[1] - 1), 8 * s[2], 8 * s[3]], video))
+            } else {
+                let latent = try vae.encode(video: input.values, frames: s[1], height: s[2], width: s[3])
+                results.append(("latent", [vae.config.zDim, 1 + (s[1] - 1) / 4, s[2] / 8, s[3] / 8], latent))
+            }
         default:
-            throw RuntimeError.invalidArgument("forward component '\(o.component)': expected dit or t5 (the VAE follows)")
+            throw RuntimeError.invalidArgument("forward component '\(o.component)': expected dit, t5, vae-encode or vae-decode")
         }
         let entries = results.map { TensorEntry(name: $0.name, dtype: .f32, shape: $0.shape) }
         try SafetensorsWriter.write(entries, metadata: ["component": o.component, "device": device.name, "precision": o.precision],
