@@ -16,6 +16,7 @@ let suites: [BenchSuite] = [
     conv3dSuite,
     attentionSuite,
     checkpointSuite,
+    modelsSuite,
 ]
 
 var deviceArg = "all"

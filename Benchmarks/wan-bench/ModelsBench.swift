@@ -1,0 +1,105 @@
+import Foundation
+import WanModels
+import WanRuntime
+
+/// Whole-model forwards with random weights generated in memory: one DiT forward of the real T2V-1.3B
+/// architecture at a small latent, umT5-XXL with a few of its 24 layers at full width, L = 512, and a
+/// VAE decode of 2 latent frames at 240x416.
+/// Real sizes on a GPU and on the CPU (OpenBLAS); scaled down (2 layers, dim 256) on software Vulkan,
+/// which is hundreds of times slower. Reports ms per forward (host transfers included) and peak memory
+/// (device memory on Vulkan, the process's resident set on the CPU).
+let modelsSuite = BenchSuite(name: "models") { ctx in
+    var rows: [BenchRow] = []
+    for device in ctx.devices {
+        let software = device.vulkan?.capabilities.isSoftware ?? false
+        let real = ctx.fullSize || !software
+        let repeats = max(1, min(ctx.repeats, 3))
+
+        // DiT: T2V-1.3B (30 layers, dim 1536) at latent 2x30x52 (780 tokens), context 512 x 4096.
+        let dit = real ? WanDiTConfig.t2v1_3B
+            : WanDiTConfig(modelType: .t2v, dim: 256, ffnDim: 1024, numHeads: 2, numLayers: 2, textDim: 512)
+        let (frames, height, width) = real ? (2, 30, 52) : (2, 6, 8)
+        let rss0 = CheckpointBench.resetPeakRSS()
+        device.resetPeakMemory()
+        let model = try WanDiT(config: dit, weights: try ModelsBench.randomWeights(dit.expectedTensors(), device: device),
+                               device: device)
+        let session = try model.session(batch: 1, frames: frames, height: height, width: width, contextRows: dit.textLen)
+        let x = Bench.random(dit.inDim * frames * height * width, seed: 7)
+        let context = Bench.random(dit.textLen * dit.textDim, seed: 8)
+        _ = try session.run(x: x, timesteps: [999], context: context)
+        var ms: [Double] = []
+        for _ in 0..<repeats {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            _ = try session.run(x: x, timesteps: [500], context: context)
+            ms.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+        }
+        let tokens = frames * (height / 2) * (width / 2)
+        rows.append(BenchRow(kernel: real ? "DiT T2V-1.3B forward" : "DiT tiny forward (2 layers, dim 256)",
+                             shape: "latent \(frames)x\(height)x\(width) (\(tokens) tokens), ctx \(dit.textLen)",
+                             device: Bench.label(device), ms: ms.sorted()[ms.count / 2],
+                             memoryBytes: device.isCPU ? CheckpointBench.peakRSS() - rss0 : device.memoryStatistics.peak,
+                             note: device.isCPU ? "peak host RSS" : "peak device memory"))
+
+        // umT5-XXL with 4 layers (of 24) at full width; the vocabulary trimmed to 32k rows (the gather
+        // reads only the rows of the ids, so the table size does not change the time).
+        let t5 = real ? WanT5Config(vocabSize: 32_000, numLayers: 4)
+            : WanT5Config(vocabSize: 1000, dim: 256, dimAttn: 256, dimFFN: 640, numHeads: 4, numLayers: 2)
+        let length = real ? 512 : 64
+        let rss1 = CheckpointBench.resetPeakRSS()
+        device.resetPeakMemory()
+        let encoder = try UMT5Encoder(config: t5, weights: try ModelsBench.randomWeights(t5.expectedTensors(), device: device),
+                                      device: device)
+        let program = try encoder.compile(batch: 1, length: length, textLength: length)
+        let ids = [(0..<length).map { Int32($0 * 7 % t5.vocabSize) }]
+        try program.run(ids)
+        ms.removeAll()
+        for _ in 0..<repeats {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try program.run(ids)
+            ms.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+        }
+        rows.append(BenchRow(kernel: real ? "umT5-XXL encoder, \(t5.numLayers) of 24 layers" : "umT5 tiny (2 layers, dim 256)",
+                             shape: "L \(length)", device: Bench.label(device), ms: ms.sorted()[ms.count / 2],
+                             memoryBytes: device.isCPU ? CheckpointBench.peakRSS() - rss1 : device.memoryStatistics.peak,
+                             note: device.isCPU ? "peak host RSS" : "peak device memory"))
+
+        // VAE decode of 2 latent frames (5 video frames) at 240x416, one latent frame per chunk.
+        let vaeConfig = real ? WanVAEConfig() : WanVAEConfig(dim: 8, dimMult: [1, 2, 2, 2], numResBlocks: 1)
+        let (lh, lw) = real ? (30, 52) : (4, 6)
+        let rss2 = CheckpointBench.resetPeakRSS()
+        device.resetPeakMemory()
+        let vae = try WanVAE(config: vaeConfig, weights: try ModelsBench.randomWeights(vaeConfig.expectedTensors(), device: device),
+                             device: device)
+        let latent = Bench.random(vaeConfig.zDim * 2 * lh * lw, seed: 9)
+        _ = try vae.decode(latent: latent, frames: 2, height: lh, width: lw)
+        ms.removeAll()
+        for _ in 0..<repeats {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            _ = try vae.decode(latent: latent, frames: 2, height: lh, width: lw)
+            ms.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+        }
+        rows.append(BenchRow(kernel: real ? "VAE decode (Wan 2.1)" : "VAE decode tiny (dim 8)",
+                             shape: "2 latent frames -> 5 x \(8 * lh)x\(8 * lw)", device: Bench.label(device),
+                             ms: ms.sorted()[ms.count / 2],
+                             memoryBytes: device.isCPU ? CheckpointBench.peakRSS() - rss2 : device.memoryStatistics.peak,
+                             note: device.isCPU ? "peak host RSS" : "peak device memory"))
+    }
+    return rows
+}
+
+enum ModelsBench {
+    /// Random f32 weights of the given official shapes (norm weights near 1, others ~N(0, 0.02)-sized).
+    static func randomWeights(_ specs: [TensorSpec], device: Device) throws -> [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        var seed: UInt64 = 1
+        for s in specs where !s.optional {
+            seed &+= 1
+            let n = s.shape.reduce(1, *)
+            let isNorm = s.name.contains("norm") && s.shape.count == 1
+            var v = Bench.random(n, seed: seed)
+            for i in v.indices { v[i] = isNorm ? 1 + 0.1 * v[i] : 0.02 * v[i] }
+            out[s.name] = try device.tensor(v, shape: s.shape)
+        }
+        return out
+    }
+}
