@@ -1,4 +1,5 @@
 import Foundation
+import WanPipelines
 import WanRuntime
 
 // wan: the command line of the Wan 2.1 engine.
@@ -7,6 +8,8 @@ let usage = """
     usage: wan <command> [options]
 
     commands:
+      generate --model PATH...|tiny --prompt TEXT [--size WxH] [--frames N] [--steps N] [--seed N] [--out FILE] ...
+                           text to video (or an image with --frames 1); `wan generate --help` for every option
       devices [--json]     list the compute devices (cpu and every Vulkan device) and their capabilities
       tokenize --tokenizer FILE [--json] [--max-length N] TEXT...
                            umT5 ids of each prompt after Wan's cleaning, with EOS (--pieces, --no-clean)
@@ -63,6 +66,10 @@ do {
     case "tokenize": try tokenizeCommand(Array(args.dropFirst()))
     case "inspect": try inspectCommand(Array(args.dropFirst()))
     case "forward": try forwardCommand(Array(args.dropFirst()))
+    case "generate":
+        if args.contains("--help") || args.contains("-h") { print(GenerateArguments.usage) } else {
+            try generateCommand(Array(args.dropFirst()))
+        }
     case "-h", "--help", "help", nil: print(usage)
     default:
         print("wan: unknown command '\(args[0])'\n\n\(usage)")

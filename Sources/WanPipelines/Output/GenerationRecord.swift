@@ -48,10 +48,12 @@ public struct GenerationRecord: Codable, Sendable, Equatable {
     public var precision: String?
     /// The output path, if recorded.
     public var output: String?
+    /// The `.safetensors` file the initial noise came from (`--noise`), nil when it came from `seed`.
+    public var noiseFile: String?
 
     enum CodingKeys: String, CodingKey {
         case prompt, negativePrompt = "negative_prompt", seed, width, height, frames, fps, steps, shift, guidance
-        case sampler, modelFiles = "model_files", timings, device, precision, output
+        case sampler, modelFiles = "model_files", timings, device, precision, output, noiseFile = "noise_file"
     }
 
     /// A record from every field.

@@ -1,0 +1,307 @@
+import Foundation
+import WanModels
+import WanRuntime
+
+/// Text-to-video with Wan 2.1 as the official `WanT2V.generate` (spec §1.2): the prompt and the negative prompt
+/// are cleaned, tokenized and encoded by umT5 (then the encoder is freed), the seeded noise is denoised by the
+/// DiT under classifier-free guidance with the chosen flow sampler (the DiT forward compiled once and replayed
+/// every step), and the VAE decodes the latent one latent frame at a time straight into the video writer.
+/// Each stage runs on its own device; only one stage's weights are loaded at a time.
+public final class TextToVideo {
+    /// Where the weights come from.
+    public enum Source: Sendable, Equatable {
+        /// The built-in tiny random-weight model (`TinyWanModel`): every stage, in seconds, producing noise.
+        case tiny
+        /// Checkpoint files.
+        case files(WanModelFiles)
+    }
+
+    /// The device of each stage.
+    public struct Devices {
+        /// umT5 text encoder.
+        public var text: Device
+        /// Diffusion transformer.
+        public var dit: Device
+        /// VAE decoder.
+        public var vae: Device
+
+        /// One device for every stage.
+        public init(all device: Device) { (text, dit, vae) = (device, device, device) }
+
+        /// A device per stage.
+        public init(text: Device, dit: Device, vae: Device) { (self.text, self.dit, self.vae) = (text, dit, vae) }
+
+        /// "cpu" or "text X, dit Y, vae Z".
+        public var description: String {
+            text === dit && dit === vae ? dit.name : "text \(text.name), dit \(dit.name), vae \(vae.name)"
+        }
+    }
+
+    /// What a finished run produced.
+    public struct Report: Sendable {
+        /// The record written next to the output (prompt, settings, files, timings).
+        public var record: GenerationRecord
+        /// The output (file, frames folder or pattern folder).
+        public var output: URL
+        /// The JSON sidecar.
+        public var sidecar: URL
+        /// Peak device memory per Vulkan device used (name → bytes).
+        public var peakDeviceBytes: [String: Int]
+        /// Peak resident memory of the process in bytes.
+        public var peakHostBytes: Int
+        /// The final latent [16, T, H/8, W/8] (normalised, as the DiT produces it).
+        public var latent: [Float]
+        /// The integer timesteps and sigmas the sampler walked.
+        public var timesteps: [Int64], sigmas: [Float]
+    }
+
+    /// The model source.
+    public let source: Source
+    /// The stage devices.
+    public let devices: Devices
+
+    /// A pipeline for `source` on `devices`.
+    public init(source: Source, devices: Devices) {
+        self.source = source
+        self.devices = devices
+    }
+
+    /// Generates a video (or an image for 1 frame) for `settings` into `output` (see `OutputTarget.resolve`)
+    /// with a JSON sidecar. Everything checkable is checked before the models load (settings, output path,
+    /// ffmpeg for MP4, the noise file). `events` reports progress; `cancellation` stops the run between steps or
+    /// frames with `GenerationError.cancelled`, leaving nothing under the output name.
+    public func generate(_ settings: GenerationSettings, output: String, outputOptions: VideoOutputOptions? = nil,
+                         events: @escaping (GenerationEvent) -> Void = { _ in },
+                         cancellation: GenerationCancellation = GenerationCancellation()) throws -> Report {
+        let started = Date()
+        try settings.validate()
+        let target = try OutputTarget.resolve(output, frameCount: settings.frames)
+        let latentShape = settings.latentShape()
+        let noise = try settings.noisePath.map { try TextToVideo.loadNoise($0, shape: latentShape) }
+            ?? SeededNoise.normal(shape: latentShape, seed: settings.seed)
+        var options = outputOptions ?? VideoOutputOptions()
+        options.fps = settings.fps
+        let writer = try VideoOutput.makeWriter(target: target, width: settings.width, height: settings.height,
+                                                frameCount: settings.frames, options: options)
+        var finished = false
+        defer { if !finished { writer.cancel() } }
+        [devices.text, devices.dit, devices.vae].forEach { $0.resetPeakMemory() }
+        var timings: [GenerationRecord.StageTiming] = []
+        func timed<T>(_ stage: String, device: Device, _ body: () throws -> T) throws -> T {
+            events(.stageStarted(stage: stage, device: device.name))
+            let t0 = Date()
+            let result = try body()
+            let seconds = Date().timeIntervalSince(t0)
+            timings.append(.init(stage: stage, seconds: seconds))
+            events(.stageFinished(stage: stage, seconds: seconds))
+            return result
+        }
+
+        // 1. Text: tokenize, encode both prompts as one batch, free the encoder.
+        let textLen = try ditTextLength()
+        let (cond, uncond) = try timed("text encoder", device: devices.text) { () throws -> ([Float], [Float]) in
+            let tokenizer = try loadTokenizer()
+            let ids = [settings.prompt, settings.effectiveNegativePrompt].map {
+                tokenizer.encodePrompt($0, maxLength: textLen).map(Int32.init)
+            }
+            let encoder = try loadTextEncoder()
+            let both = try TextToVideo.encodeText(encoder: encoder, ids: ids, textLength: textLen)
+            try cancellation.check()
+            return (both[0], both[1])
+        }
+
+        // 2. DiT: load, sample, free.
+        let sampling = try timed("dit", device: devices.dit) { () throws -> SamplingResult in
+            let dit = try loadDiT(precision: settings.precision)
+            guard dit.config.textDim * textLen == cond.count else {
+                throw GenerationError.modelFiles("the text encoder's width \(cond.count / textLen) does not match the DiT's text_dim \(dit.config.textDim)")
+            }
+            guard dit.config.inDim == latentShape[0], dit.config.outDim == latentShape[0] else {
+                throw GenerationError.modelFiles("the DiT takes \(dit.config.inDim) input channels (\(dit.config.modelType)); text-to-video needs 16")
+            }
+            let t0 = Date()
+            return try TextToVideo.denoise(
+                dit: dit, noise: noise, latentShape: latentShape, cond: cond, uncond: uncond, settings: settings,
+                cancellation: cancellation) { done, total in
+                    events(.step(done: done, total: total, elapsed: Date().timeIntervalSince(t0)))
+                }
+        }
+
+        // 3. VAE: decode frame by frame into the writer.
+        try timed("vae decode", device: devices.vae) {
+            let vae = try loadVAE()
+            guard vae.config.zDim == latentShape[0] else {
+                throw GenerationError.modelFiles("the VAE has \(vae.config.zDim) latent channels, the DiT makes \(latentShape[0])")
+            }
+            var done = 0
+            try cancellation.check()
+            try vae.decode(latent: sampling.latent, frames: latentShape[1], height: latentShape[2], width: latentShape[3]) { values, n in
+                let shape = [3, n, settings.height, settings.width]
+                for f in 0..<n {
+                    try writer.append(try VideoFrame(decoded: values, shape: shape, frame: f, quantization: target.quantization))
+                }
+                done += n
+                events(.frames(done: done, total: settings.frames))
+                try cancellation.check()
+            }
+        }
+        try cancellation.check()
+        try writer.finish()
+        finished = true
+        timings.append(.init(stage: "total", seconds: Date().timeIntervalSince(started)))
+
+        var peaks: [String: Int] = [:]
+        for d in [devices.text, devices.dit, devices.vae] where !d.isCPU {
+            peaks[d.name] = d.memoryStatistics.peak
+        }
+        var record = GenerationRecord(
+            prompt: settings.prompt, negativePrompt: settings.effectiveNegativePrompt, seed: settings.seed,
+            width: settings.width, height: settings.height, frames: settings.frames, fps: settings.fps,
+            steps: settings.steps, shift: settings.shift, guidance: Double(settings.guidance),
+            sampler: settings.sampler.rawValue, modelFiles: modelFileList, timings: timings,
+            device: devices.description, precision: settings.precision.rawValue, output: target.url.path)
+        record.noiseFile = settings.noisePath
+        try record.write(to: target.sidecarURL)
+        return Report(record: record, output: target.url, sidecar: target.sidecarURL, peakDeviceBytes: peaks,
+                      peakHostBytes: TextToVideo.peakResidentBytes(), latent: sampling.latent,
+                      timesteps: sampling.timesteps, sigmas: sampling.sigmas)
+    }
+
+    // MARK: stages (public so that a run can be checked stage by stage against the reference)
+
+    /// Encodes token-id sequences (each unpadded, with EOS) into DiT contexts: one `[textLength × dim]` array
+    /// per sequence, its rows then zero rows (official: trimmed to the prompt's length, zero-padded by the DiT).
+    public static func encodeText(encoder: UMT5Encoder, ids: [[Int32]], textLength: Int) throws -> [[Float]] {
+        guard !ids.isEmpty, ids.allSatisfy({ !$0.isEmpty && $0.count <= textLength }) else {
+            throw GenerationError.invalidSettings("every token sequence needs 1 to \(textLength) ids")
+        }
+        let context = try encoder.encode(ids, textLength: textLength)
+        let values = try encoder.device.read(context)
+        let per = textLength * encoder.config.dim
+        return (0..<ids.count).map { Array(values[$0 * per..<($0 + 1) * per]) }
+    }
+
+    /// The sampling loop of `settings` (steps, shift, sampler, guidance, CFG mode) from `noise`
+    /// [C, T, h, w] with the contexts `cond` and `uncond` (each `[text_len × text_dim]`). With guidance 1 only
+    /// the conditional pass runs (CFG at scale 1 is exactly the conditional velocity). The DiT forward is
+    /// compiled once (batch 2 for `.batch`, else batch 1) and replayed every step.
+    public static func denoise(dit: WanDiT, noise: [Float], latentShape: [Int], cond: [Float], uncond: [Float],
+                               settings: GenerationSettings, cancellation: GenerationCancellation = GenerationCancellation(),
+                               onStep: ((Int, Int) -> Void)? = nil) throws -> SamplingResult {
+        guard latentShape.count == 4, noise.count == latentShape.reduce(1, *) else {
+            throw GenerationError.invalidSettings("noise of \(noise.count) values for a latent \(latentShape)")
+        }
+        let rows = dit.config.textLen
+        guard cond.count == rows * dit.config.textDim, uncond.count == cond.count else {
+            throw GenerationError.invalidSettings("contexts must be [\(rows), \(dit.config.textDim)] each")
+        }
+        let conditionalOnly = settings.guidance == 1
+        let batched = settings.cfgMode == .batch && !conditionalOnly
+        let session = try dit.session(batch: batched ? 2 : 1, frames: latentShape[1], height: latentShape[2],
+                                      width: latentShape[3], contextRows: rows)
+        let both = cond + uncond
+        return try FlowSampling.sample(noise: noise, steps: settings.steps, shift: settings.shift,
+                                       sampler: settings.sampler, guidance: settings.guidance, onStep: onStep) { x, t, _ in
+            try cancellation.check()
+            let timestep = Double(t)
+            if conditionalOnly {
+                let v = try session.run(x: x, timesteps: [timestep], context: cond)
+                return (v, v)
+            }
+            if batched {
+                let v = try session.run(x: x + x, timesteps: [timestep, timestep], context: both)
+                return (Array(v[0..<x.count]), Array(v[x.count...]))
+            }
+            let c = try session.run(x: x, timesteps: [timestep], context: cond)
+            try cancellation.check()
+            let u = try session.run(x: x, timesteps: [timestep], context: uncond)
+            return (c, u)
+        }
+    }
+
+    /// The tensor `noise` (or the file's only tensor) of a `.safetensors` file, shaped `shape` (a leading
+    /// batch of 1 is accepted), as float32.
+    public static func loadNoise(_ path: String, shape: [Int]) throws -> [Float] {
+        let reader: any CheckpointReader
+        do { reader = try CheckpointFile.open(path) } catch {
+            throw GenerationError.invalidSettings("--noise \(path): \(error)")
+        }
+        guard let entry = reader.entry("noise") ?? (reader.entries.count == 1 ? reader.entries.first : nil) else {
+            throw GenerationError.invalidSettings("--noise \(path): no tensor named 'noise' (it has \(reader.entries.map(\.name).prefix(10).joined(separator: ", ")))")
+        }
+        let s = entry.shape.count == shape.count + 1 && entry.shape.first == 1 ? Array(entry.shape.dropFirst()) : entry.shape
+        guard s == shape else {
+            throw GenerationError.invalidSettings("--noise \(path): '\(entry.name)' is \(entry.shape), the run needs \(shape)")
+        }
+        let values = try reader.floats(entry.name)
+        guard values.allSatisfy(\.isFinite) else {
+            throw GenerationError.invalidSettings("--noise \(path): '\(entry.name)' holds non-finite values")
+        }
+        return values
+    }
+
+    /// Peak resident set size of this process (getrusage), in bytes.
+    public static func peakResidentBytes() -> Int {
+        var usage = rusage()
+        guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return 0 }
+        return Int(usage.ru_maxrss) * 1024
+    }
+
+    // MARK: loading
+
+    var modelFileList: [String] {
+        switch source {
+        case .tiny: return ["tiny (built-in random weights)"]
+        case let .files(f): return f.all
+        }
+    }
+
+    func ditTextLength() throws -> Int {
+        switch source {
+        case .tiny: return TinyWanModel.ditConfig.textLen
+        case let .files(f): return try ditConfig(f)?.textLen ?? 512
+        }
+    }
+
+    func ditConfig(_ f: WanModelFiles) throws -> WanDiTConfig? {
+        guard let json = f.ditConfigJSON else { return nil }
+        // A config.json that is not a DiT config (or lacks fields) leaves detection to the tensors.
+        return try? ComponentForward.ditConfig(fromJSON: json)
+    }
+
+    func loadTokenizer() throws -> UnigramTokenizer {
+        switch source {
+        case .tiny: return try TinyWanModel.tokenizer()
+        case let .files(f): return try UnigramTokenizer(contentsOfFile: f.tokenizer)
+        }
+    }
+
+    func loadTextEncoder() throws -> UMT5Encoder {
+        switch source {
+        case .tiny: return try TinyWanModel.textEncoder(on: devices.text)
+        case let .files(f):
+            // Keep 16-bit checkpoints in their dtype (exact, half the memory); activations run in fp32.
+            let reader = try CheckpointFile.open(f.textEncoder)
+            let weightDType: DType
+            let bf16 = reader.entries.filter { $0.dtype == .bf16 }.count
+            let f16 = reader.entries.filter { $0.dtype == .f16 }.count
+            weightDType = bf16 * 2 > reader.entries.count ? .bf16 : f16 * 2 > reader.entries.count ? .f16 : .f32
+            return try UMT5Encoder.load(reader, device: devices.text, activationDType: .f32, weightDType: weightDType)
+        }
+    }
+
+    func loadDiT(precision: WanDiT.Precision) throws -> WanDiT {
+        switch source {
+        case .tiny: return try TinyWanModel.dit(on: devices.dit, precision: precision)
+        case let .files(f):
+            return try WanDiT.load(path: f.dit, device: devices.dit, config: try ditConfig(f), precision: precision)
+        }
+    }
+
+    func loadVAE() throws -> WanVAE {
+        switch source {
+        case .tiny: return try TinyWanModel.vae(on: devices.vae)
+        case let .files(f): return try WanVAE.load(path: f.vae, device: devices.vae)
+        }
+    }
+}
