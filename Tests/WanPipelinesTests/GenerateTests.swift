@@ -1,0 +1,256 @@
+import Foundation
+import Testing
+import WanModels
+import WanPipelines
+import WanRuntime
+
+/// `wan generate`'s library end to end on the built-in tiny model: every stage on the CPU and on the Vulkan
+/// device, the same seed giving the same video on both, CFG modes, noise files, cancellation, model-folder
+/// resolution and bad arguments.
+@Suite(.serialized) struct GenerateTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("WanModelsTests/Fixtures")
+
+    static func vulkan() throws -> Device? {
+        let env = ProcessInfo.processInfo.environment
+        let required = (env["CI"].map { !$0.isEmpty && $0 != "0" && $0 != "false" } ?? false) || env["WAN_REQUIRE_VULKAN"] == "1"
+        do { return try Device.vulkan(0) } catch {
+            if required { throw error }
+            return nil
+        }
+    }
+
+    static func scratch() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("wan-generate-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    static func relError(_ a: [Float], _ b: [Float]) -> Double {
+        var d = 0.0, s = 1e-30
+        for i in a.indices { d = max(d, Double(abs(a[i] - b[i]))); s = max(s, Double(abs(b[i]))) }
+        return d / s
+    }
+
+    static func small(_ prompt: String = "a red cat walking in the city at night") -> GenerationSettings {
+        var s = GenerationSettings(prompt: prompt)
+        (s.width, s.height, s.frames, s.steps, s.seed) = (32, 48, 5, 3, 42)
+        return s
+    }
+
+    @Test func tinyRunsEveryStageOnCPUAndWritesVideoAndSidecar() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var events: [GenerationEvent] = []
+        let out = dir.appendingPathComponent("v.y4m").path
+        let report = try TextToVideo(source: .tiny, devices: .init(all: Device.cpu()))
+            .generate(Self.small(), output: out, events: { events.append($0) })
+        // 5 frames of 32x48 in a Y4M file (4:2:0: 1.5 bytes per pixel plus frame headers).
+        let data = try Data(contentsOf: URL(fileURLWithPath: out))
+        #expect(String(decoding: data.prefix(10), as: UTF8.self) == "YUV4MPEG2 ")
+        #expect(data.count > 5 * 32 * 48 * 3 / 2)
+        let record = try GenerationRecord.read(from: report.sidecar)
+        #expect(record.prompt == "a red cat walking in the city at night")
+        #expect(record.negativePrompt == GenerationSettings.defaultNegativePrompt)
+        #expect(record.seed == 42 && record.width == 32 && record.height == 48 && record.frames == 5 && record.steps == 3)
+        #expect(record.timings.map(\.stage) == ["text encoder", "dit", "vae decode", "total"])
+        #expect(report.latent.count == 16 * 2 * 6 * 4 && report.latent.allSatisfy(\.isFinite))
+        #expect(report.timesteps.count == 3 && report.sigmas.count == 4)
+        #expect(events.filter { if case .step = $0 { return true }; return false }.count == 3)
+        #expect(events.contains(.frames(done: 5, total: 5)))
+        // The latent moved away from the noise (the model did something) and stays bounded.
+        let noise = try SeededNoise.normal(shape: [16, 2, 6, 4], seed: 42)
+        #expect(Self.relError(report.latent, noise) > 0.01)
+    }
+
+    @Test func sameSeedSameVideoOnCPUAndVulkan() throws {
+        guard let vk = try Self.vulkan() else { return }
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cpu = try TextToVideo(source: .tiny, devices: .init(all: Device.cpu()))
+            .generate(Self.small(), output: dir.appendingPathComponent("cpu.y4m").path)
+        let gpu = try TextToVideo(source: .tiny, devices: .init(all: vk))
+            .generate(Self.small(), output: dir.appendingPathComponent("vk.y4m").path)
+        #expect(Self.relError(gpu.latent, cpu.latent) < 1e-4)
+        let a = [UInt8](try Data(contentsOf: dir.appendingPathComponent("cpu.y4m")))
+        let b = [UInt8](try Data(contentsOf: dir.appendingPathComponent("vk.y4m")))
+        #expect(a.count == b.count)
+        let differing = zip(a, b).filter { $0 != $1 }.count
+        let maxDiff = zip(a, b).map { abs(Int($0) - Int($1)) }.max() ?? 0
+        #expect(maxDiff <= 2 && differing * 100 <= a.count, "\(differing) bytes differ, by up to \(maxDiff)")
+        // Mixed placement: text on the CPU, DiT and VAE on the device.
+        let mixed = try TextToVideo(source: .tiny, devices: .init(text: Device.cpu(), dit: vk, vae: vk))
+            .generate(Self.small(), output: dir.appendingPathComponent("mixed.y4m").path)
+        #expect(Self.relError(mixed.latent, gpu.latent) < 1e-4)
+    }
+
+    @Test func cfgAsTwoPassesEqualsTheBatchAndGuidanceOneIsTheConditionalPass() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let pipeline = TextToVideo(source: .tiny, devices: .init(all: Device.cpu()))
+        var s = Self.small()
+        let batched = try pipeline.generate(s, output: dir.appendingPathComponent("a.y4m").path)
+        s.cfgMode = .sequential
+        let sequential = try pipeline.generate(s, output: dir.appendingPathComponent("b.y4m").path)
+        #expect(Self.relError(sequential.latent, batched.latent) < 1e-5)
+        s.guidance = 1
+        let conditional = try pipeline.generate(s, output: dir.appendingPathComponent("c.y4m").path)
+        s.guidance = 5
+        #expect(Self.relError(conditional.latent, batched.latent) > 1e-3)
+        // Other samplers run and differ.
+        s.sampler = .euler
+        let euler = try pipeline.generate(s, output: dir.appendingPathComponent("d.y4m").path)
+        s.sampler = .dpmPlusPlus
+        let dpm = try pipeline.generate(s, output: dir.appendingPathComponent("e.y4m").path)
+        #expect(Self.relError(euler.latent, batched.latent) > 1e-4 && Self.relError(dpm.latent, batched.latent) > 1e-4)
+    }
+
+    @Test func noiseFromAFileReplacesTheSeed() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let shape = [16, 2, 6, 4]
+        let noise = try SeededNoise.normal(shape: shape, seed: 42)
+        let file = dir.appendingPathComponent("noise.safetensors").path
+        try SafetensorsWriter.write([TensorEntry(name: "noise", dtype: .f32, shape: [1] + shape)], to: file) { _ in
+            HostConversion.encode(noise, as: .f32)
+        }
+        let pipeline = TextToVideo(source: .tiny, devices: .init(all: Device.cpu()))
+        var s = Self.small()
+        let seeded = try pipeline.generate(s, output: dir.appendingPathComponent("a.y4m").path)
+        s.noisePath = file
+        s.seed = 999
+        let fromFile = try pipeline.generate(s, output: dir.appendingPathComponent("b.y4m").path)
+        #expect(fromFile.latent == seeded.latent)
+        #expect(fromFile.record.noiseFile == file)
+        // A noise file of the wrong shape is refused before any work, and nothing is written.
+        s.width = 64
+        #expect(throws: GenerationError.self) {
+            try pipeline.generate(s, output: dir.appendingPathComponent("c.y4m").path)
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("c.y4m").path))
+    }
+
+    @Test func cancellingStopsAndLeavesNothing() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cancellation = GenerationCancellation()
+        var steps = 0
+        #expect(throws: GenerationError.cancelled) {
+            try TextToVideo(source: .tiny, devices: .init(all: Device.cpu())).generate(
+                Self.small(), output: dir.appendingPathComponent("v.y4m").path,
+                events: { if case .step = $0 { steps += 1; cancellation.cancel() } }, cancellation: cancellation)
+        }
+        #expect(steps == 1)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
+        // Cancelled while decoding (after the first frames were written to the temporary file).
+        let late = GenerationCancellation()
+        #expect(throws: GenerationError.cancelled) {
+            try TextToVideo(source: .tiny, devices: .init(all: Device.cpu())).generate(
+                Self.small(), output: dir.path + "/frames/",
+                events: { if case .frames = $0 { late.cancel() } }, cancellation: late)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
+    }
+
+    @Test func imageForOneFrame() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var s = Self.small()
+        s.frames = 1
+        let out = dir.appendingPathComponent("i.png").path
+        _ = try TextToVideo(source: .tiny, devices: .init(all: Device.cpu())).generate(s, output: out)
+        let png = [UInt8](try Data(contentsOf: URL(fileURLWithPath: out)))
+        #expect(png.prefix(8) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+    }
+
+    @Test func mp4ThroughFFmpeg() throws {
+        guard FFmpegWriter.locate() != nil else {
+            // CI installs ffmpeg; elsewhere the missing executable is the error the user gets, before any work.
+            let dir = try Self.scratch()
+            defer { try? FileManager.default.removeItem(at: dir) }
+            #expect(throws: OutputError.self) {
+                try TextToVideo(source: .tiny, devices: .init(all: Device.cpu()))
+                    .generate(Self.small(), output: dir.appendingPathComponent("v.mp4").path)
+            }
+            if ProcessInfo.processInfo.environment["WAN_REQUIRE_FFMPEG"] == "1" { Issue.record("ffmpeg is required (WAN_REQUIRE_FFMPEG=1) but not installed") }
+            return
+        }
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("v.mp4").path
+        _ = try TextToVideo(source: .tiny, devices: .init(all: Device.cpu())).generate(Self.small(), output: out)
+        let mp4 = [UInt8](try Data(contentsOf: URL(fileURLWithPath: out)))
+        #expect(mp4.count > 100 && Array(mp4[4..<8]) == Array("ftyp".utf8))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["v.mp4", "v.mp4.json"])
+    }
+
+    @Test func badArgumentsAreClearErrorsBeforeAnyWork() throws {
+        func parse(_ s: String) throws -> GenerateArguments {
+            try GenerateArguments.parse(s.split(separator: " ").map(String.init))
+        }
+        let ok = try parse("--model tiny --prompt cat --seed 3")
+        #expect(ok.isTiny && ok.settings.width == TinyWanModel.defaultWidth && ok.settings.frames == TinyWanModel.defaultFrames)
+        #expect(ok.settings.seed == 3 && !ok.randomSeed && ok.resolvedOutput(ffmpegAvailable: false) == "wan-3.y4m")
+        let real = try parse("--model a b --prompt cat --size 480x832 --frames 1 --sampler dpm++ --precision bf16 --cfg sequential")
+        #expect(real.models == ["a", "b"] && real.settings.width == 480 && real.settings.height == 832)
+        #expect(real.settings.sampler == .dpmPlusPlus && real.settings.precision == .bf16 && real.settings.cfgMode == .sequential)
+        #expect(real.resolvedOutput(ffmpegAvailable: true).hasSuffix(".png"))
+        for bad in ["--model tiny --prompt cat --size 830x480", "--model tiny --prompt cat --size 832", "--model tiny --prompt cat --frames 80",
+                    "--model tiny --prompt cat --frames 0", "--model tiny --prompt cat --steps 0", "--model tiny --prompt cat --shift -1",
+                    "--model tiny --prompt cat --sampler ddim", "--model tiny --prompt cat --precision int4", "--model tiny",
+                    "--prompt cat", "--model tiny x --prompt cat", "--model tiny --prompt cat --seed -1", "--model tiny --prompt cat --bogus",
+                    "--model tiny --prompt cat --cfg both", "--model --prompt cat", "--model tiny --prompt cat --guidance nan"] {
+            #expect(throws: GenerationError.self, "\(bad)") { try parse(bad) }
+        }
+        // Output paths that cannot hold the result fail before the models load.
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let pipeline = TextToVideo(source: .tiny, devices: .init(all: Device.cpu()))
+        for out in ["v.png", "v.gif", "missing-dir/v.y4m"] {
+            #expect(throws: (any Error).self, "\(out)") { try pipeline.generate(Self.small(), output: dir.appendingPathComponent(out).path) }
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
+    }
+
+    @Test func modelFoldersAndFilesAreRecognisedByTheirTensors() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fm = FileManager.default
+        let dit = Self.fixtures.appendingPathComponent("dit/tiny.safetensors").path
+        let t5 = Self.fixtures.appendingPathComponent("umt5/umt5_tiny_official.safetensors").path
+        let vae = Self.fixtures.appendingPathComponent("vae/weights.safetensors").path
+        let tokenizer = Self.fixtures.deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("WanPipelinesTests/Fixtures/tokenizer.json").path
+        // A diffusers folder.
+        let diffusers = dir.appendingPathComponent("diffusers")
+        for (sub, src, name) in [("transformer", dit, "diffusion_pytorch_model.safetensors"), ("vae", vae, "diffusion_pytorch_model.safetensors"),
+                                 ("text_encoder", t5, "model.safetensors"), ("tokenizer", tokenizer, "tokenizer.json")] {
+            try fm.createDirectory(at: diffusers.appendingPathComponent(sub), withIntermediateDirectories: true)
+            try fm.createSymbolicLink(atPath: diffusers.appendingPathComponent(sub).appendingPathComponent(name).path, withDestinationPath: src)
+        }
+        let found = try WanModelFiles.resolve([diffusers.path])
+        #expect(found.dit.hasSuffix("transformer/diffusion_pytorch_model.safetensors"))
+        #expect(found.vae.hasSuffix("vae/diffusion_pytorch_model.safetensors"))
+        #expect(found.textEncoder.hasSuffix("text_encoder/model.safetensors"))
+        #expect(found.tokenizer.hasSuffix("tokenizer/tokenizer.json"))
+        // ComfyUI-style loose files in any order, with the tokenizer given apart.
+        let loose = try WanModelFiles.resolve([vae, t5, dit], tokenizer: tokenizer)
+        #expect(loose.dit == dit && loose.vae == vae && loose.textEncoder == t5 && loose.tokenizer == tokenizer)
+        // What is missing or doubled is named.
+        #expect(throws: GenerationError.self) { try WanModelFiles.resolve([vae, t5], tokenizer: tokenizer) }
+        #expect(throws: GenerationError.self) { try WanModelFiles.resolve([vae, t5, dit]) }
+        #expect(throws: GenerationError.self) { try WanModelFiles.resolve([vae, vae, t5, dit], tokenizer: tokenizer) }
+        #expect(throws: GenerationError.self) { try WanModelFiles.resolve([dir.appendingPathComponent("nope").path]) }
+        #expect(throws: GenerationError.self) { try WanModelFiles.resolve([tokenizer, t5, dit, vae, Self.fixtures.appendingPathComponent("evil.pth").path]) }
+    }
+
+    @Test func tinyTokenizerAndWeightsAreDeterministic() throws {
+        let tok = try TinyWanModel.tokenizer()
+        let ids = tok.encodePrompt("a cat, walking!")
+        #expect(ids.last == 1 && ids.count >= 4 && !ids.contains(2))
+        #expect(tok.encodePrompt("猫").contains(2))   // outside the tiny vocabulary: <unk>
+        let a = try TinyWanModel.randomWeights(TinyWanModel.ditConfig.expectedTensors(), seed: 5, on: Device.cpu())
+        let b = try TinyWanModel.randomWeights(TinyWanModel.ditConfig.expectedTensors(), seed: 5, on: Device.cpu())
+        for (name, t) in a { #expect(try Device.cpu().read(t) == Device.cpu().read(b[name]!)) }
+    }
+}
