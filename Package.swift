@@ -28,7 +28,7 @@ let package = Package(
         // Pipelines on top of the models: the umT5 tokenizer and prompt cleaning, samplers, video and image output.
         .target(name: "WanPipelines", dependencies: ["WanModels", "WanRuntime", "CZlib"]),
         .executableTarget(name: "wan", dependencies: ["WanRuntime", "WanModels", "WanPipelines"], path: "Sources/wan"),
-        .executableTarget(name: "wan-bench", dependencies: ["WanRuntime", "WanModels"], path: "Benchmarks/wan-bench"),
+        .executableTarget(name: "wan-bench", dependencies: ["WanRuntime", "WanModels", "WanPipelines"], path: "Benchmarks/wan-bench"),
         .testTarget(name: "WanRuntimeTests", dependencies: ["WanRuntime"]),
         .testTarget(name: "WanGraphTests", dependencies: ["WanGraph", "WanRuntime"]),
         .testTarget(name: "WanModelsTests", dependencies: ["WanModels", "WanRuntime", "WanGraph"], exclude: ["Fixtures"]),

@@ -17,6 +17,7 @@ let suites: [BenchSuite] = [
     attentionSuite,
     checkpointSuite,
     modelsSuite,
+    pipelineSuite,
 ]
 
 var deviceArg = "all"

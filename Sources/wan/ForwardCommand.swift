@@ -6,7 +6,7 @@ import WanRuntime
 /// [--precision P] [--text-len N]`: see `ComponentForward`.
 func forwardCommand(_ args: [String]) throws {
     guard let component = args.first, !component.hasPrefix("-") else {
-        throw CommandError.usage("forward needs a component: dit, t5, vae-encode or vae-decode")
+        throw CommandError.usage("forward needs a component: dit, t5, vae-encode, vae-decode or sample")
     }
     var weights: String?, inputs: String?, out: String?
     var options = ComponentForward.Options(component: component, weights: "", inputs: "", output: "")
@@ -25,6 +25,19 @@ func forwardCommand(_ args: [String]) throws {
         case "--config": options.configPath = try value(a)
         case "--device": deviceName = try value(a)
         case "--precision": options.precision = try value(a)
+        case "--steps":
+            guard let n = Int(try value(a)), n > 0 else { throw CommandError.usage("--steps needs a positive number") }
+            options.steps = n
+        case "--shift":
+            guard let v = Double(try value(a)), v > 0, v.isFinite else { throw CommandError.usage("--shift needs a positive number") }
+            options.shift = v
+        case "--guidance":
+            guard let v = Float(try value(a)), v.isFinite else { throw CommandError.usage("--guidance needs a number") }
+            options.guidance = v
+        case "--sampler":
+            let v = try value(a)
+            guard let s = SamplerKind(rawValue: v) else { throw CommandError.usage("--sampler \(v): expected unipc, dpm++ or euler") }
+            options.sampler = s
         case "--text-len":
             guard let n = Int(try value(a)), n > 0 else { throw CommandError.usage("--text-len needs a positive number") }
             options.textLen = n

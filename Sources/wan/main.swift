@@ -13,11 +13,12 @@ let usage = """
       devices [--json]     list the compute devices (cpu and every Vulkan device) and their capabilities
       tokenize --tokenizer FILE [--json] [--max-length N] TEXT...
                            umT5 ids of each prompt after Wan's cleaning, with EOS (--pieces, --no-clean)
-      forward dit|t5|vae-encode|vae-decode --weights FILE --inputs FILE.safetensors --out FILE.safetensors [--prefix P] [--config JSON]
-              [--device cpu|vulkan:N|auto] [--precision fp32|fp16|bf16] [--text-len N]
+      forward dit|t5|vae-encode|vae-decode|sample --weights FILE --inputs FILE.safetensors --out FILE.safetensors
+              [--prefix P] [--config JSON] [--device cpu|vulkan:N|auto] [--precision fp32|fp16|bf16] [--text-len N]
+              [--steps N --shift S --guidance G --sampler unipc|dpm++|euler]   (sample)
                            run one model component on named inputs (x, t, context, context_lens / ids, mask /
-                           latent / video)
-                           and write its outputs, to compare with a PyTorch run
+                           latent / video / noise, context_cond, context_uncond) and write its outputs
+                           (out / context / video / latent, timesteps, sigmas), to compare with a PyTorch run
       inspect FILE... [--tensors] [--custom] [--heads N]
                            format, tensors, detected component / naming / variant / config of checkpoints
                            (safetensors, sharded index, torch .pth), or what is missing, extra or misshapen

@@ -12,6 +12,10 @@ import WanRuntime
 ///   [B, text_len, dim], each prompt's rows then zeros (as the pipeline feeds the DiT).
 /// - `vae-decode`: input `latent` [16, T, h, w] (normalised, as the DiT produces it); output `video`
 ///   [3, 1 + 4(T−1), 8h, 8w] in [−1, 1]. `vae-encode`: input `video` [3, 1 + 4n, H, W]; output `latent`.
+/// - `sample`: the whole sampling loop of the DiT weights: inputs `noise` [16, T, h, w], `context_cond` and
+///   `context_uncond` [L, text_dim] (each prompt's trimmed umT5 output, L ≤ text_len; zero-padded as the
+///   official model does); settings `steps`, `shift`, `guidance`, `sampler`; outputs the final `latent`, the
+///   integer `timesteps` (I64) the DiT was given and the `sigmas` (N + 1) of the schedule.
 public enum ComponentForward {
     /// Options of a run: the checkpoint, the inputs (names optionally prefixed, e.g. `case1.x`), the output
     /// file, an optional config JSON (DiT), the precision (`fp32`, `fp16`, `bf16`) and text length.
@@ -24,6 +28,8 @@ public enum ComponentForward {
         public var configPath: String?
         public var precision: String = "fp32"
         public var textLen: Int?
+        /// `sample`: steps, shift, guidance scale and sampler.
+        public var steps = 50, shift = 5.0, guidance: Float = 5, sampler = SamplerKind.unipc
 
         public init(component: String, weights: String, inputs: String, output: String) {
             self.component = component
@@ -49,6 +55,32 @@ public enum ComponentForward {
         }
         var results: [(name: String, shape: [Int], values: [Float])] = []
         switch o.component {
+        case "sample":
+            let config = try o.configPath.map { try ditConfig(fromJSON: $0) }
+            let model = try WanDiT.load(path: o.weights, device: device, config: config, textLen: o.textLen ?? 512,
+                                        precision: WanDiT.Precision(rawValue: o.precision) ?? .fp32)
+            let noise = try tensor("noise")
+            let shape = noise.shape.count == 5 && noise.shape[0] == 1 ? Array(noise.shape.dropFirst()) : noise.shape
+            guard shape.count == 4, shape[0] == model.config.inDim else {
+                throw RuntimeError.shapeMismatch("sample: noise must be [\(model.config.inDim), T, h, w], got \(noise.shape)")
+            }
+            let (rows, width) = (model.config.textLen, model.config.textDim)
+            func context(_ name: String) throws -> [Float] {
+                let c = try tensor(name)
+                let s = c.shape.count == 3 && c.shape[0] == 1 ? Array(c.shape.dropFirst()) : c.shape
+                guard s.count == 2, s[1] == width, s[0] >= 1, s[0] <= rows else {
+                    throw RuntimeError.shapeMismatch("sample: \(name) must be [L ≤ \(rows), \(width)], got \(c.shape)")
+                }
+                return c.values + [Float](repeating: 0, count: (rows - s[0]) * width)
+            }
+            var settings = GenerationSettings(prompt: "-")
+            (settings.steps, settings.shift, settings.guidance, settings.sampler) = (o.steps, o.shift, o.guidance, o.sampler)
+            let result = try TextToVideo.denoise(dit: model, noise: noise.values, latentShape: shape,
+                                                 cond: try context("context_cond"), uncond: try context("context_uncond"),
+                                                 settings: settings)
+            results.append(("latent", shape, result.latent))
+            results.append(("sigmas", [result.sigmas.count], result.sigmas))
+            results.append(("timesteps", [result.timesteps.count], result.timesteps.map(Float.init)))
         case "dit":
             let config = try o.configPath.map { try ditConfig(fromJSON: $0) }
             let model = try WanDiT.load(path: o.weights, device: device, config: config, textLen: o.textLen ?? 512,
@@ -92,12 +124,18 @@ public enum ComponentForward {
                 results.append(("latent", [vae.config.zDim, 1 + (s[1] - 1) / 4, s[2] / 8, s[3] / 8], latent))
             }
         default:
-            throw RuntimeError.invalidArgument("forward component '\(o.component)': expected dit, t5, vae-encode or vae-decode")
+            throw RuntimeError.invalidArgument("forward component '\(o.component)': expected dit, t5, vae-encode, vae-decode or sample")
         }
-        let entries = results.map { TensorEntry(name: $0.name, dtype: .f32, shape: $0.shape) }
-        try SafetensorsWriter.write(entries, metadata: ["component": o.component, "device": device.name, "precision": o.precision],
-                                    to: o.output) { e in
-            HostConversion.encode(results.first { $0.name == e.name }?.values ?? [], as: .f32)
+        // Timesteps are integers (int64 as the official code holds them); everything else is float32.
+        let entries = results.map { TensorEntry(name: $0.name, dtype: $0.name == "timesteps" ? .i64 : .f32, shape: $0.shape) }
+        var metadata = ["component": o.component, "device": device.name, "precision": o.precision]
+        if o.component == "sample" {
+            metadata.merge(["steps": "\(o.steps)", "shift": "\(o.shift)", "guidance": "\(o.guidance)", "sampler": o.sampler.rawValue]) { $1 }
+        }
+        try SafetensorsWriter.write(entries, metadata: metadata, to: o.output) { e in
+            let values = results.first { $0.name == e.name }?.values ?? []
+            guard e.dtype == .i64 else { return HostConversion.encode(values, as: .f32) }
+            return values.flatMap { v in withUnsafeBytes(of: Int64(v).littleEndian) { Array($0) } }
         }
         return results.map { ($0.name, $0.shape) }
     }

@@ -14,6 +14,9 @@ public final class TextToVideo {
         case tiny
         /// Checkpoint files.
         case files(WanModelFiles)
+        /// Seeded random weights of any architecture (e.g. the real T2V-1.3B for benchmarks) with the tiny
+        /// tokenizer (the umT5 vocabulary must hold its ids).
+        case random(dit: WanDiTConfig, t5: WanT5Config, vae: WanVAEConfig)
     }
 
     /// The device of each stage.
@@ -253,12 +256,13 @@ public final class TextToVideo {
         switch source {
         case .tiny: return ["tiny (built-in random weights)"]
         case let .files(f): return f.all
+        case let .random(dit, t5, vae): return ["random weights: DiT \(dit), umT5 \(t5), VAE \(vae)"]
         }
     }
 
     func ditTextLength() throws -> Int {
         switch source {
-        case .tiny: return TinyWanModel.ditConfig.textLen
+        case .tiny, .random: return randomArchitecture?.dit.textLen ?? 512
         case let .files(f): return try ditConfig(f)?.textLen ?? 512
         }
     }
@@ -269,39 +273,40 @@ public final class TextToVideo {
         return try? ComponentForward.ditConfig(fromJSON: json)
     }
 
-    func loadTokenizer() throws -> UnigramTokenizer {
+    /// The architecture of a random-weight source (`.tiny` or `.random`), nil for files.
+    var randomArchitecture: (dit: WanDiTConfig, t5: WanT5Config, vae: WanVAEConfig)? {
         switch source {
-        case .tiny: return try TinyWanModel.tokenizer()
-        case let .files(f): return try UnigramTokenizer(contentsOfFile: f.tokenizer)
+        case .tiny: return (TinyWanModel.ditConfig, TinyWanModel.t5Config, TinyWanModel.vaeConfig)
+        case let .random(dit, t5, vae): return (dit, t5, vae)
+        case .files: return nil
         }
+    }
+
+    func loadTokenizer() throws -> UnigramTokenizer {
+        guard case let .files(f) = source else { return try TinyWanModel.tokenizer() }
+        return try UnigramTokenizer(contentsOfFile: f.tokenizer)
     }
 
     func loadTextEncoder() throws -> UMT5Encoder {
-        switch source {
-        case .tiny: return try TinyWanModel.textEncoder(on: devices.text)
-        case let .files(f):
-            // Keep 16-bit checkpoints in their dtype (exact, half the memory); activations run in fp32.
-            let reader = try CheckpointFile.open(f.textEncoder)
-            let weightDType: DType
-            let bf16 = reader.entries.filter { $0.dtype == .bf16 }.count
-            let f16 = reader.entries.filter { $0.dtype == .f16 }.count
-            weightDType = bf16 * 2 > reader.entries.count ? .bf16 : f16 * 2 > reader.entries.count ? .f16 : .f32
-            return try UMT5Encoder.load(reader, device: devices.text, activationDType: .f32, weightDType: weightDType)
-        }
+        if let arch = randomArchitecture { return try TinyWanModel.textEncoder(config: arch.t5, on: devices.text) }
+        guard case let .files(f) = source else { throw GenerationError.modelFiles("no text encoder") }
+        // Keep 16-bit checkpoints in their dtype (exact, half the memory); activations run in fp32.
+        let reader = try CheckpointFile.open(f.textEncoder)
+        let bf16 = reader.entries.filter { $0.dtype == .bf16 }.count
+        let f16 = reader.entries.filter { $0.dtype == .f16 }.count
+        let weightDType: DType = bf16 * 2 > reader.entries.count ? .bf16 : f16 * 2 > reader.entries.count ? .f16 : .f32
+        return try UMT5Encoder.load(reader, device: devices.text, activationDType: .f32, weightDType: weightDType)
     }
 
     func loadDiT(precision: WanDiT.Precision) throws -> WanDiT {
-        switch source {
-        case .tiny: return try TinyWanModel.dit(on: devices.dit, precision: precision)
-        case let .files(f):
-            return try WanDiT.load(path: f.dit, device: devices.dit, config: try ditConfig(f), precision: precision)
-        }
+        if let arch = randomArchitecture { return try TinyWanModel.dit(config: arch.dit, on: devices.dit, precision: precision) }
+        guard case let .files(f) = source else { throw GenerationError.modelFiles("no DiT") }
+        return try WanDiT.load(path: f.dit, device: devices.dit, config: try ditConfig(f), precision: precision)
     }
 
     func loadVAE() throws -> WanVAE {
-        switch source {
-        case .tiny: return try TinyWanModel.vae(on: devices.vae)
-        case let .files(f): return try WanVAE.load(path: f.vae, device: devices.vae)
-        }
+        if let arch = randomArchitecture { return try TinyWanModel.vae(config: arch.vae, on: devices.vae) }
+        guard case let .files(f) = source else { throw GenerationError.modelFiles("no VAE") }
+        return try WanVAE.load(path: f.vae, device: devices.vae)
     }
 }

@@ -102,22 +102,26 @@ public enum TinyWanModel {
         return out
     }
 
-    /// The tiny umT5 encoder on `device`.
-    public static func textEncoder(on device: Device) throws -> UMT5Encoder {
-        let config = t5Config
+    /// A umT5 encoder of `config` (default: the tiny one) with seeded random weights on `device`. The
+    /// vocabulary must hold the tiny tokenizer's ids.
+    public static func textEncoder(config: WanT5Config = t5Config, on device: Device) throws -> UMT5Encoder {
+        guard config.vocabSize >= vocabulary.count else {
+            throw RuntimeError.invalidArgument("random umT5: the vocabulary (\(config.vocabSize)) must hold the tiny tokenizer's \(vocabulary.count) ids")
+        }
         return try UMT5Encoder(config: config, weights: randomWeights(config.expectedTensors(), seed: weightSeed ^ 1, on: device),
                                device: device)
     }
 
-    /// The tiny DiT on `device` with matmul weights stored per `precision`.
-    public static func dit(on device: Device, precision: WanDiT.Precision = .fp32) throws -> WanDiT {
-        try WanDiT(config: ditConfig, weights: randomWeights(ditConfig.expectedTensors(), seed: weightSeed ^ 2, on: device),
+    /// A DiT of `config` (default: the tiny one) with seeded random weights on `device`, matmul weights stored
+    /// per `precision`.
+    public static func dit(config: WanDiTConfig = ditConfig, on device: Device, precision: WanDiT.Precision = .fp32) throws -> WanDiT {
+        try WanDiT(config: config, weights: randomWeights(config.expectedTensors(), seed: weightSeed ^ 2, on: device),
                    device: device, precision: precision)
     }
 
-    /// The tiny VAE on `device` (Wan 2.1's latent mean and std).
-    public static func vae(on device: Device) throws -> WanVAE {
-        try WanVAE(config: vaeConfig, weights: randomWeights(vaeConfig.expectedTensors(), seed: weightSeed ^ 3, on: device),
+    /// A VAE of `config` (default: the tiny one) with seeded random weights on `device` (Wan 2.1's latent mean and std).
+    public static func vae(config: WanVAEConfig = vaeConfig, on device: Device) throws -> WanVAE {
+        try WanVAE(config: config, weights: randomWeights(config.expectedTensors(), seed: weightSeed ^ 3, on: device),
                    device: device)
     }
 
