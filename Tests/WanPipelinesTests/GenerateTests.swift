@@ -254,3 +254,30 @@ import WanRuntime
         for (name, t) in a { #expect(try Device.cpu().read(t) == Device.cpu().read(b[name]!)) }
     }
 }
+
+/// A stage that does not fit its Vulkan device runs on the CPU, reported; or fails cleanly when that is not allowed.
+@Suite struct GenerateFallbackTests {
+    @Test func stagesThatDoNotFitFallBackToTheCPUVisibly() throws {
+        guard try GenerateTests.vulkan() != nil else { return }
+        let tight = try Device.vulkan(0, options: VulkanOptions(memoryBudget: 64 << 10))
+        let dir = try GenerateTests.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var notes: [String] = []
+        let report = try TextToVideo(source: .tiny, devices: .init(all: tight)).generate(
+            GenerateTests.small(), output: dir.appendingPathComponent("v.y4m").path,
+            events: { if case let .note(n) = $0 { notes.append(n) } })
+        #expect(notes.count == 3 && notes.allSatisfy { $0.contains("running it on the CPU") }, "\(notes)")
+        #expect(report.record.notes == notes)
+        #expect(report.record.device == "text encoder: cpu, dit: cpu, vae decode: cpu")
+        let cpu = try TextToVideo(source: .tiny, devices: .init(all: Device.cpu()))
+            .generate(GenerateTests.small(), output: dir.appendingPathComponent("cpu.y4m").path)
+        #expect(report.latent == cpu.latent)
+        // Without the fallback: the device's error, and nothing written.
+        var s = GenerateTests.small()
+        s.allowCPUFallback = false
+        #expect(throws: RuntimeError.self) {
+            try TextToVideo(source: .tiny, devices: .init(all: tight)).generate(s, output: dir.appendingPathComponent("w.y4m").path)
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("w.y4m").path))
+    }
+}

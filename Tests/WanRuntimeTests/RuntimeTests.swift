@@ -77,6 +77,28 @@ import Testing
         #expect(v.allocator.statistics.reserved <= before, "a dedicated block is released with its tensor")
     }
 
+    @Test func memoryBudgetIsEnforcedAndGivenBack() throws {
+        guard try TestDevices.vulkan() != nil else { return }
+        let budget = 5 << 20
+        let d = try Device.vulkan(0, options: VulkanOptions(memoryBudget: budget))
+        guard let v = d.vulkan else { return }
+        // Under the budget: tensors get blocks of their own (a 256 MiB shared block would not fit).
+        var held = [try d.empty([256 * 1024]), try d.empty([256 * 1024])]       // 2 × 1 MiB
+        #expect(v.allocator.statistics.reserved <= budget)
+        do {
+            _ = try d.empty([1024 * 1024])                                         // 4 MiB more: over
+            Issue.record("an allocation beyond the budget succeeded")
+        } catch let RuntimeError.outOfDeviceMemory(requested, detail) {
+            #expect(requested == 4 << 20 && detail.contains("budget"))
+        }
+        held.removeAll()
+        #expect(v.allocator.statistics.reserved == 0, "freed dedicated blocks go back to the driver")
+        let big = try d.empty([512 * 1024])                                        // 2 MiB (+ 2 MiB staging on a GPU)
+        try d.write([UInt8](repeating: 7, count: 2 << 20), to: big)
+        #expect(try d.readBytes(big).allSatisfy { $0 == 7 })
+        #expect(throws: RuntimeError.self) { _ = try Device.vulkan(0, options: VulkanOptions(memoryBudget: 0)) }
+    }
+
     @Test func uploadDownloadBothPaths() throws {
         guard TestDevices.required || (try? TestDevices.vulkan()) != nil else { return }
         var rng = TestRandom(seed: 3)

@@ -27,7 +27,7 @@ public struct GenerateArguments: Sendable, Equatable {
                      [--frames N] [--steps N] [--shift S] [--guidance G] [--sampler unipc|dpm++|euler] [--seed N]
                      [--noise FILE.safetensors] [--precision fp32|fp16|bf16] [--cfg batch|sequential] [--fps N]
                      [--device D] [--text-device D] [--dit-device D] [--vae-device D] [--tokenizer FILE]
-                     [--out video.mp4|video.y4m|image.png|frames/|frames/%04d.png] [--quiet]
+                     [--out video.mp4|video.y4m|image.png|frames/|frames/%04d.png] [--no-cpu-fallback] [--quiet]
         """
 
     public init() {}
@@ -110,6 +110,7 @@ public struct GenerateArguments: Sendable, Equatable {
             case "--vae-device": a.vaeDevice = try value(flag)
             case "--out", "--output", "-o": a.output = try value(flag)
             case "--quiet", "-q": a.quiet = true
+            case "--no-cpu-fallback": a.settings.allowCPUFallback = false
             default: try fail("unknown option '\(flag)' for generate")
             }
             i += 1

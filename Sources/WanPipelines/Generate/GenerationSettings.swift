@@ -40,6 +40,8 @@ public struct GenerationSettings: Sendable, Equatable {
     public var cfgMode: CFGMode = .batch
     /// Frames per second of the video file.
     public var fps: Int = 16
+    /// Run a stage on the CPU, reported, when its Vulkan device runs out of memory or lacks a feature it needs.
+    public var allowCPUFallback = true
 
     /// Settings for `prompt` with the official defaults.
     public init(prompt: String) {

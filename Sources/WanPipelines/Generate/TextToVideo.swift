@@ -90,32 +90,50 @@ public final class TextToVideo {
         defer { if !finished { writer.cancel() } }
         [devices.text, devices.dit, devices.vae].forEach { $0.resetPeakMemory() }
         var timings: [GenerationRecord.StageTiming] = []
-        func timed<T>(_ stage: String, device: Device, _ body: () throws -> T) throws -> T {
-            events(.stageStarted(stage: stage, device: device.name))
+        var notes: [String] = []
+        var used: [String: Device] = [:]
+        /// Runs a stage on `device`; when a Vulkan device cannot hold or run it (out of device memory, a missing
+        /// feature) and `allowCPUFallback` is set, runs it again on the CPU, reported as an event and in the record.
+        func stage<T>(_ name: String, on device: Device, canRetry: () -> Bool = { true },
+                      _ body: (Device) throws -> T) throws -> T {
+            events(.stageStarted(stage: name, device: device.name))
             let t0 = Date()
-            let result = try body()
+            var result: T
+            do {
+                result = try body(device)
+                used[name] = device
+            } catch let error as RuntimeError where settings.allowCPUFallback && !device.isCPU && canRetry() {
+                switch error {
+                case .outOfDeviceMemory, .missingFeature: break
+                default: throw error
+                }
+                let note = "\(name): \(device.name) cannot run it (\(error)); running it on the CPU instead"
+                notes.append(note)
+                events(.note(note))
+                result = try body(Device.cpu())
+                used[name] = Device.cpu()
+            }
             let seconds = Date().timeIntervalSince(t0)
-            timings.append(.init(stage: stage, seconds: seconds))
-            events(.stageFinished(stage: stage, seconds: seconds))
+            timings.append(.init(stage: name, seconds: seconds))
+            events(.stageFinished(stage: name, seconds: seconds))
             return result
         }
 
         // 1. Text: tokenize, encode both prompts as one batch, free the encoder.
         let textLen = try ditTextLength()
-        let (cond, uncond) = try timed("text encoder", device: devices.text) { () throws -> ([Float], [Float]) in
-            let tokenizer = try loadTokenizer()
-            let ids = [settings.prompt, settings.effectiveNegativePrompt].map {
-                tokenizer.encodePrompt($0, maxLength: textLen).map(Int32.init)
-            }
-            let encoder = try loadTextEncoder()
-            let both = try TextToVideo.encodeText(encoder: encoder, ids: ids, textLength: textLen)
-            try cancellation.check()
-            return (both[0], both[1])
+        let tokenizer = try loadTokenizer()
+        let ids = [settings.prompt, settings.effectiveNegativePrompt].map {
+            tokenizer.encodePrompt($0, maxLength: textLen).map(Int32.init)
         }
+        let contexts = try stage("text encoder", on: devices.text) { device in
+            try TextToVideo.encodeText(encoder: try loadTextEncoder(on: device), ids: ids, textLength: textLen)
+        }
+        let (cond, uncond) = (contexts[0], contexts[1])
+        try cancellation.check()
 
         // 2. DiT: load, sample, free.
-        let sampling = try timed("dit", device: devices.dit) { () throws -> SamplingResult in
-            let dit = try loadDiT(precision: settings.precision)
+        let sampling = try stage("dit", on: devices.dit) { device -> SamplingResult in
+            let dit = try loadDiT(on: device, precision: settings.precision)
             guard dit.config.textDim * textLen == cond.count else {
                 throw GenerationError.modelFiles("the text encoder's width \(cond.count / textLen) does not match the DiT's text_dim \(dit.config.textDim)")
             }
@@ -130,9 +148,9 @@ public final class TextToVideo {
                 }
         }
 
-        // 3. VAE: decode frame by frame into the writer.
-        try timed("vae decode", device: devices.vae) {
-            let vae = try loadVAE()
+        // 3. VAE: decode frame by frame into the writer (a fallback only before the first frame is written).
+        try stage("vae decode", on: devices.vae, canRetry: { writer.framesWritten == 0 }) { device in
+            let vae = try loadVAE(on: device)
             guard vae.config.zDim == latentShape[0] else {
                 throw GenerationError.modelFiles("the VAE has \(vae.config.zDim) latent channels, the DiT makes \(latentShape[0])")
             }
@@ -154,16 +172,18 @@ public final class TextToVideo {
         timings.append(.init(stage: "total", seconds: Date().timeIntervalSince(started)))
 
         var peaks: [String: Int] = [:]
-        for d in [devices.text, devices.dit, devices.vae] where !d.isCPU {
+        for d in used.values where !d.isCPU {
             peaks[d.name] = d.memoryStatistics.peak
         }
+        let placement = ["text encoder", "dit", "vae decode"].map { "\($0): \(used[$0]?.name ?? "-")" }.joined(separator: ", ")
         var record = GenerationRecord(
             prompt: settings.prompt, negativePrompt: settings.effectiveNegativePrompt, seed: settings.seed,
             width: settings.width, height: settings.height, frames: settings.frames, fps: settings.fps,
             steps: settings.steps, shift: settings.shift, guidance: Double(settings.guidance),
             sampler: settings.sampler.rawValue, modelFiles: modelFileList, timings: timings,
-            device: devices.description, precision: settings.precision.rawValue, output: target.url.path)
+            device: placement, precision: settings.precision.rawValue, output: target.url.path)
         record.noiseFile = settings.noisePath
+        record.notes = notes.isEmpty ? nil : notes
         try record.write(to: target.sidecarURL)
         return Report(record: record, output: target.url, sidecar: target.sidecarURL, peakDeviceBytes: peaks,
                       peakHostBytes: TextToVideo.peakResidentBytes(), latent: sampling.latent,
@@ -287,26 +307,26 @@ public final class TextToVideo {
         return try UnigramTokenizer(contentsOfFile: f.tokenizer)
     }
 
-    func loadTextEncoder() throws -> UMT5Encoder {
-        if let arch = randomArchitecture { return try TinyWanModel.textEncoder(config: arch.t5, on: devices.text) }
+    func loadTextEncoder(on device: Device) throws -> UMT5Encoder {
+        if let arch = randomArchitecture { return try TinyWanModel.textEncoder(config: arch.t5, on: device) }
         guard case let .files(f) = source else { throw GenerationError.modelFiles("no text encoder") }
         // Keep 16-bit checkpoints in their dtype (exact, half the memory); activations run in fp32.
         let reader = try CheckpointFile.open(f.textEncoder)
         let bf16 = reader.entries.filter { $0.dtype == .bf16 }.count
         let f16 = reader.entries.filter { $0.dtype == .f16 }.count
         let weightDType: DType = bf16 * 2 > reader.entries.count ? .bf16 : f16 * 2 > reader.entries.count ? .f16 : .f32
-        return try UMT5Encoder.load(reader, device: devices.text, activationDType: .f32, weightDType: weightDType)
+        return try UMT5Encoder.load(reader, device: device, activationDType: .f32, weightDType: weightDType)
     }
 
-    func loadDiT(precision: WanDiT.Precision) throws -> WanDiT {
-        if let arch = randomArchitecture { return try TinyWanModel.dit(config: arch.dit, on: devices.dit, precision: precision) }
+    func loadDiT(on device: Device, precision: WanDiT.Precision) throws -> WanDiT {
+        if let arch = randomArchitecture { return try TinyWanModel.dit(config: arch.dit, on: device, precision: precision) }
         guard case let .files(f) = source else { throw GenerationError.modelFiles("no DiT") }
-        return try WanDiT.load(path: f.dit, device: devices.dit, config: try ditConfig(f), precision: precision)
+        return try WanDiT.load(path: f.dit, device: device, config: try ditConfig(f), precision: precision)
     }
 
-    func loadVAE() throws -> WanVAE {
-        if let arch = randomArchitecture { return try TinyWanModel.vae(config: arch.vae, on: devices.vae) }
+    func loadVAE(on device: Device) throws -> WanVAE {
+        if let arch = randomArchitecture { return try TinyWanModel.vae(config: arch.vae, on: device) }
         guard case let .files(f) = source else { throw GenerationError.modelFiles("no VAE") }
-        return try WanVAE.load(path: f.vae, device: devices.vae)
+        return try WanVAE.load(path: f.vae, device: device)
     }
 }

@@ -50,10 +50,12 @@ public struct GenerationRecord: Codable, Sendable, Equatable {
     public var output: String?
     /// The `.safetensors` file the initial noise came from (`--noise`), nil when it came from `seed`.
     public var noiseFile: String?
+    /// What the run decided or fell back to (e.g. a stage moved to the CPU), nil when nothing.
+    public var notes: [String]?
 
     enum CodingKeys: String, CodingKey {
         case prompt, negativePrompt = "negative_prompt", seed, width, height, frames, fps, steps, shift, guidance
-        case sampler, modelFiles = "model_files", timings, device, precision, output, noiseFile = "noise_file"
+        case sampler, modelFiles = "model_files", timings, device, precision, output, noiseFile = "noise_file", notes
     }
 
     /// A record from every field.

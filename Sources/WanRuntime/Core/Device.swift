@@ -49,22 +49,22 @@ public final class Device: @unchecked Sendable, CustomStringConvertible {
 
     /// Opens the device a selector names: `cpu`, `vulkan:N` (or `vulkan` for 0), or `auto` (the first
     /// discrete, then integrated, then virtual GPU; the CPU when only software Vulkan exists, since
-    /// OpenBLAS is far faster than a CPU Vulkan driver).
-    public static func open(_ selector: String, validation: Bool? = nil) throws -> Device {
+    /// OpenBLAS is far faster than a CPU Vulkan driver). `options` apply to a Vulkan device (e.g. a memory budget).
+    public static func open(_ selector: String, validation: Bool? = nil, options: VulkanOptions = VulkanOptions()) throws -> Device {
         let s = selector.lowercased()
         if s == "cpu" { return cpu() }
-        if s == "vulkan" { return try vulkan(0, validation: validation) }
+        if s == "vulkan" { return try vulkan(0, validation: validation, options: options) }
         if s.hasPrefix("vulkan:") {
             guard let i = Int(s.dropFirst("vulkan:".count)), i >= 0 else {
                 throw RuntimeError.noSuchDevice("'\(selector)': expected vulkan:N with N = 0, 1, ...")
             }
-            return try vulkan(i, validation: validation)
+            return try vulkan(i, validation: validation, options: options)
         }
         if s == "auto" {
             guard let list = try? enumerateVulkan() else { return cpu() }
             for kind in ["discrete", "integrated", "virtual"] {
                 if let d = list.first(where: { $0.capabilities.deviceType == kind }) {
-                    return try vulkan(d.index, validation: validation)
+                    return try vulkan(d.index, validation: validation, options: options)
                 }
             }
             return cpu()

@@ -71,7 +71,15 @@ final class VulkanAllocator: @unchecked Sendable {
     private(set) var usedBytes = 0
     private(set) var peakUsedBytes = 0
 
-    init(device: VkDevice, physical: VkPhysicalDevice, capabilities caps: Capabilities, forceStaging: Bool) throws {
+    /// The most bytes that may be reserved from the driver (nil: no limit of ours).
+    let budget: Int?
+
+    init(device: VkDevice, physical: VkPhysicalDevice, capabilities caps: Capabilities, forceStaging: Bool,
+         budget: Int? = nil) throws {
+        if let budget, budget <= 0 {
+            throw RuntimeError.invalidArgument("device memory budget must be positive, got \(budget) bytes")
+        }
+        self.budget = budget
         self.device = device
         self.caps = caps
         var mem = VkPhysicalDeviceMemoryProperties()
@@ -117,7 +125,16 @@ final class VulkanAllocator: @unchecked Sendable {
         for block in blocks where block.kind == kind && !block.dedicated {
             if let off = take(size, from: block) { return record(block, off, size) }
         }
-        let dedicated = size > blockSize
+        var dedicated = size > blockSize
+        if let budget, reservedBytes + (dedicated ? size : blockSize) > budget {
+            // Under a budget, a tensor that fits only without the rest of a shared block gets its own.
+            guard reservedBytes + size <= budget else {
+                throw RuntimeError.outOfDeviceMemory(
+                    requested: size,
+                    detail: "the memory budget of \(budget) bytes on \(caps.deviceName) is spent (\(reservedBytes) bytes reserved)")
+            }
+            dedicated = true
+        }
         let block = try makeBlock(size: dedicated ? size : blockSize, kind: kind, dedicated: dedicated)
         blocks.append(block)
         guard let off = take(size, from: block) else {

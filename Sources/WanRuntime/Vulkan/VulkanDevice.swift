@@ -9,11 +9,16 @@ public struct VulkanOptions: Sendable {
     /// Where the pipeline cache file lives (default `$WAN_CACHE_DIR`, else `$XDG_CACHE_HOME/wan`,
     /// else `~/.cache/wan`; `WAN_PIPELINE_CACHE=0` disables it).
     public var pipelineCacheDirectory: URL?
+    /// At most this many bytes of device memory (device-local and staging blocks together) are reserved from
+    /// the driver; an allocation beyond it fails with `RuntimeError.outOfDeviceMemory` as a full device
+    /// would (`--vram-budget`). Nil: the driver's limits only.
+    public var memoryBudget: Int?
 
     public init(forceStaging: Bool = ProcessInfo.processInfo.environment["WAN_VK_FORCE_STAGING"] == "1",
-                pipelineCacheDirectory: URL? = nil) {
+                pipelineCacheDirectory: URL? = nil, memoryBudget: Int? = nil) {
         self.forceStaging = forceStaging
         self.pipelineCacheDirectory = pipelineCacheDirectory
+        self.memoryBudget = memoryBudget
     }
 }
 
@@ -154,7 +159,8 @@ public final class VulkanDevice: @unchecked Sendable {
         try vkCheck(lr, "vkCreatePipelineLayout")
         pipelineLayout = layout!
 
-        allocator = try VulkanAllocator(device: dev, physical: pd, capabilities: caps, forceStaging: options.forceStaging)
+        allocator = try VulkanAllocator(device: dev, physical: pd, capabilities: caps, forceStaging: options.forceStaging,
+                                        budget: options.memoryBudget)
         (pipelineCache, pipelineCacheURL) = VulkanDevice.openPipelineCache(device: dev, caps: caps, directory: options.pipelineCacheDirectory)
     }
 
