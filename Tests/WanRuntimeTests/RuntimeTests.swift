@@ -99,6 +99,31 @@ import Testing
         #expect(throws: RuntimeError.self) { _ = try Device.vulkan(0, options: VulkanOptions(memoryBudget: 0)) }
     }
 
+    @Test func hostResidentTensorsAreReadByKernelsAndNotBudgeted() throws {
+        for d in try TestDevices.all() {
+            let values = (0..<(37 * 19)).map { Float($0 % 23) - 11 }
+            let host = try d.tensor(values, shape: [37, 19], residence: .host)
+            #expect(host.storage.residence == (d.isCPU ? .device : .host))
+            #expect(try d.read(host) == values)
+            // Copied into device memory (as a streamed weight is) and read directly by a kernel.
+            let local = try d.empty([37, 19])
+            let x = try d.tensor((0..<(5 * 19)).map { Float($0 % 7) }, shape: [5, 19])
+            let y1 = try d.empty([5, 37]), y2 = try d.empty([5, 37])
+            let cl = try CommandList(device: d)
+            try cl.copy(host, into: local)
+            try cl.gemm(x, local, out: y1, transposeB: true)
+            try cl.gemm(x, host, out: y2, transposeB: true)
+            try cl.run()
+            #expect(try d.read(local) == values)
+            #expect(try d.read(y1) == d.read(y2))
+        }
+        guard try TestDevices.vulkan() != nil else { return }
+        let d = try Device.vulkan(0, options: VulkanOptions(memoryBudget: 1 << 20))
+        let big = try d.empty([1 << 20], residence: .host)       // 4 MiB of host memory under a 1 MiB device budget
+        #expect(big.storage.residence == .host)
+        #expect(throws: RuntimeError.self) { _ = try d.empty([1 << 20]) }
+    }
+
     @Test func uploadDownloadBothPaths() throws {
         guard TestDevices.required || (try? TestDevices.vulkan()) != nil else { return }
         var rng = TestRandom(seed: 3)

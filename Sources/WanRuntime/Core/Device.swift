@@ -88,8 +88,9 @@ public final class Device: @unchecked Sendable, CustomStringConvertible {
 
     // MARK: tensors
 
-    /// A tensor with uninitialised contents.
-    public func empty(_ shape: [Int], dtype: DType = .f32) throws -> Tensor {
+    /// A tensor with uninitialised contents, in device memory or (`.host`) in host memory the device reads
+    /// over the bus (a Vulkan device's host-visible memory; on the CPU both are the same).
+    public func empty(_ shape: [Int], dtype: DType = .f32, residence: MemoryResidence = .device) throws -> Tensor {
         guard shape.allSatisfy({ $0 >= 0 }) else { throw RuntimeError.invalidArgument("negative dimension in \(shape)") }
         let bytes = Shape.count(shape) * dtype.size
         switch backend {
@@ -97,7 +98,7 @@ public final class Device: @unchecked Sendable, CustomStringConvertible {
             let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
             return Tensor(storage: Storage(device: self, byteCount: bytes, backing: .cpu(p)), dtype: dtype, shape: shape)
         case let .vulkan(v):
-            let a = try v.allocator.allocate(bytes, kind: .device)
+            let a = try v.allocator.allocate(bytes, kind: residence == .host ? .staging : .device)
             return Tensor(storage: Storage(device: self, byteCount: bytes, backing: .vulkan(a)), dtype: dtype, shape: shape)
         }
     }
@@ -109,12 +110,12 @@ public final class Device: @unchecked Sendable, CustomStringConvertible {
         return t
     }
 
-    /// A tensor holding `values` converted to `dtype` (on the host, round to nearest even).
-    public func tensor(_ values: [Float], shape: [Int], dtype: DType = .f32) throws -> Tensor {
+    /// A tensor holding `values` converted to `dtype` (on the host, round to nearest even), in device or host memory.
+    public func tensor(_ values: [Float], shape: [Int], dtype: DType = .f32, residence: MemoryResidence = .device) throws -> Tensor {
         guard Shape.count(shape) == values.count else {
             throw RuntimeError.shapeMismatch("\(values.count) values for shape \(shape)")
         }
-        let t = try empty(shape, dtype: dtype)
+        let t = try empty(shape, dtype: dtype, residence: residence)
         try write(HostConversion.encode(values, as: dtype), to: t)
         return t
     }

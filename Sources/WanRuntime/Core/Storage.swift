@@ -30,6 +30,13 @@ public final class Storage: @unchecked Sendable {
         }
     }
 
+    /// Where the memory lives: host memory the device reads over the bus (`.host`), or device memory. CPU
+    /// memory counts as `.device` (it is the CPU device's own memory).
+    public var residence: MemoryResidence {
+        if case let .vulkan(a) = backing, a.block.kind == .staging { return .host }
+        return .device
+    }
+
     /// Device address of the first byte (Vulkan only).
     var deviceAddress: UInt64 {
         if case let .vulkan(a) = backing { return a.deviceAddress }

@@ -68,6 +68,9 @@ final class VulkanAllocator: @unchecked Sendable {
     private var blocks: [Block] = []
     private let lock = NSLock()
     private(set) var reservedBytes = 0
+    /// Bytes of device-local blocks (what the memory budget limits; staging and host-resident tensors live in
+    /// host memory on a discrete GPU).
+    private(set) var reservedDeviceBytes = 0
     private(set) var usedBytes = 0
     private(set) var peakUsedBytes = 0
 
@@ -126,12 +129,12 @@ final class VulkanAllocator: @unchecked Sendable {
             if let off = take(size, from: block) { return record(block, off, size) }
         }
         var dedicated = size > blockSize
-        if let budget, reservedBytes + (dedicated ? size : blockSize) > budget {
+        if kind == .device, let budget, reservedDeviceBytes + (dedicated ? size : blockSize) > budget {
             // Under a budget, a tensor that fits only without the rest of a shared block gets its own.
-            guard reservedBytes + size <= budget else {
+            guard reservedDeviceBytes + size <= budget else {
                 throw RuntimeError.outOfDeviceMemory(
                     requested: size,
-                    detail: "the memory budget of \(budget) bytes on \(caps.deviceName) is spent (\(reservedBytes) bytes reserved)")
+                    detail: "the memory budget of \(budget) bytes on \(caps.deviceName) is spent (\(reservedDeviceBytes) bytes of device memory reserved)")
             }
             dedicated = true
         }
@@ -263,6 +266,7 @@ final class VulkanAllocator: @unchecked Sendable {
         ai.buffer = buffer
         let address = vkGetBufferDeviceAddress(device, &ai)
         reservedBytes += size
+        if kind == .device { reservedDeviceBytes += size }
         return Block(memory: memory, buffer: buffer, size: size, address: address, mapped: mapped,
                      kind: kind, dedicated: dedicated)
     }
@@ -272,6 +276,7 @@ final class VulkanAllocator: @unchecked Sendable {
         vkDestroyBuffer(device, b.buffer, nil)
         vkFreeMemory(device, b.memory, nil)
         reservedBytes -= b.size
+        if b.kind == .device { reservedDeviceBytes -= b.size }
     }
 
     func destroyAll() {

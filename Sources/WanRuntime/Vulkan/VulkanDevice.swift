@@ -9,8 +9,8 @@ public struct VulkanOptions: Sendable {
     /// Where the pipeline cache file lives (default `$WAN_CACHE_DIR`, else `$XDG_CACHE_HOME/wan`,
     /// else `~/.cache/wan`; `WAN_PIPELINE_CACHE=0` disables it).
     public var pipelineCacheDirectory: URL?
-    /// At most this many bytes of device memory (device-local and staging blocks together) are reserved from
-    /// the driver; an allocation beyond it fails with `RuntimeError.outOfDeviceMemory` as a full device
+    /// At most this many bytes of device-local memory are reserved from the driver (host-resident tensors and
+    /// staging buffers do not count); an allocation beyond it fails with `RuntimeError.outOfDeviceMemory` as a full device
     /// would (`--vram-budget`). Nil: the driver's limits only.
     public var memoryBudget: Int?
 
