@@ -69,9 +69,18 @@ public final class Graph {
         return v
     }
 
-    /// A tensor that stays as it is across runs (a weight), already on the device the graph compiles for.
+    /// A tensor that stays as it is across runs (a weight), already on the device the graph compiles for. A
+    /// weight kept in host memory (`MemoryResidence.host`: it did not fit the device's budget) is streamed: the
+    /// graph copies it into planned device memory right before its use, each run, and the memory is reused
+    /// once its last reader has run.
     public func parameter(_ name: String, _ tensor: Tensor) -> Value {
-        add(Info(shape: tensor.shape, dtype: tensor.dtype, kind: .parameter(tensor), label: name))
+        let v = add(Info(shape: tensor.shape, dtype: tensor.dtype, kind: .parameter(tensor), label: name))
+        guard tensor.storage.residence == .host,
+              let streamed = try? op("stream \(name)", inputs: [v], outputs: [(tensor.shape, tensor.dtype)], record: { cl, ins, outs in
+                  try cl.copy(ins[0], into: outs[0])
+              }).first
+        else { return v }
+        return streamed
     }
 
     /// Marks `v` as an output readable after each run under `name`.

@@ -95,6 +95,34 @@ private func maxRelError(_ a: [Float], _ b: [Float]) -> Double {
         }
     }
 
+    /// Weights kept in host memory are streamed: copied into planned device memory before their use, sharing
+    /// it once used, with results equal to resident weights.
+    @Test func hostWeightsAreStreamedThroughTheArena() throws {
+        guard let device = try vulkanDevice() else { return }
+        let (n, layers) = (64, 6)
+        let ws = (0..<layers).map { values(n * n, seed: UInt64(100 + $0)).map { $0 / 8 } }
+        func build(_ residence: MemoryResidence) throws -> CompiledGraph {
+            let g = Graph()
+            var v = try g.input("x", shape: [3, n])
+            for w in ws {
+                v = try g.linear(v, weight: g.parameter("w", try device.tensor(w, shape: [n, n], residence: residence)))
+            }
+            try g.output("y", v)
+            return try g.compile(for: device)
+        }
+        let resident = try build(.device), streamed = try build(.host)
+        // The streamed copies take arena memory, but not all six at once.
+        #expect(streamed.plan.totalBytes > resident.plan.totalBytes)
+        #expect(streamed.plan.totalBytes < resident.plan.totalBytes + layers * n * n * 4, "\(streamed.plan)")
+        let x = values(3 * n, seed: 5)
+        for c in [resident, streamed] {
+            try c.setInput("x", x)
+            try c.run()
+        }
+        let a = try device.read(try resident.output("y")), b = try device.read(try streamed.output("y"))
+        #expect(a == b)
+    }
+
     /// A view keeps its base alive: a permuted intermediate read late must not be overwritten.
     @Test func viewsExtendLifetimes() throws {
         for device in [Device.cpu()] + (try vulkanDevice().map { [$0] } ?? []) {
