@@ -233,3 +233,51 @@ private func errorText(_ body: () throws -> Void) -> String {
         _ = try s.run(x: x, timesteps: [1], context: ctx)
     }
 }
+
+/// Weights beyond a device budget stay in host memory and are streamed each forward: same output as the
+/// resident model (against the PyTorch golden), less device memory.
+@Suite struct DiTStreamingTests {
+    @Test func residencePolicy() throws {
+        let cfg = WanDiTConfig.t2v1_3B
+        let all = try WanDiT.weightResidence(config: cfg, precision: .fp32, deviceWeightBudget: nil)
+        #expect(all.values.allSatisfy { $0 == .device } && all.count == cfg.expectedTensors().count)
+        // 1.3B in fp32 is 5.68 GB: under 3 GB the later blocks are streamed, the early ones and the rest stay.
+        let r = try WanDiT.weightResidence(config: cfg, precision: .fp32, deviceWeightBudget: 3_000_000_000)
+        let streamed = Set(r.filter { $0.value == .host }.keys.map { Int($0.split(separator: ".")[1])! })
+        #expect(!streamed.isEmpty && streamed.max() == 29 && streamed.min()! > 0)
+        #expect(streamed == Set(streamed.min()!...29))
+        #expect(r["patch_embedding.weight"] == .device && r["head.head.weight"] == .device && r["blocks.0.ffn.0.weight"] == .device)
+        let resident = r.filter { $0.value == .device }.keys.compactMap { name in cfg.expectedTensors().first { $0.name == name } }
+        #expect(resident.reduce(0) { $0 + $1.shape.reduce(1, *) * 4 } <= 3_000_000_000)
+        // bf16 halves the matmul weights: fewer streamed blocks under the same budget.
+        let b = try WanDiT.weightResidence(config: cfg, precision: .bf16, deviceWeightBudget: 3_000_000_000)
+        #expect(b.values.filter { $0 == .host }.count < r.values.filter { $0 == .host }.count)
+        #expect(throws: RuntimeError.self) { try WanDiT.weightResidence(config: cfg, precision: .fp32, deviceWeightBudget: 100_000_000) }
+    }
+
+    @Test func streamedWeightsGiveTheSameOutput() throws {
+        guard let device = try CheckpointTestDevices.all().first(where: { !$0.isCPU }) else { return }
+        let inputs = try CheckpointFile.open(DiTFixture.path("cases.safetensors"))
+        let c = try #require(try DiTFixture.cases().first { $0.name == "a2" })
+        let x = try inputs.floats("a2.x"), ctx = try inputs.floats("a2.context"), expected = try inputs.floats("a2.out")
+        let config = try DiTFixture.config(c.model)
+        let resident = try WanDiT.load(path: DiTFixture.path("\(c.model).safetensors"), device: device, config: config)
+        // A budget that holds everything outside the blocks and one block at a time (the fixture has 2 equal
+        // blocks: room for both would hold them resident): every block is streamed.
+        let fixed = config.expectedTensors().filter { !$0.name.hasPrefix("blocks.") }.reduce(0) { $0 + $1.shape.reduce(1, *) * 4 }
+        let block = config.expectedTensors().filter { $0.name.hasPrefix("blocks.0.") }.reduce(0) { $0 + $1.shape.reduce(1, *) * 4 }
+        let streamed = try WanDiT.load(path: DiTFixture.path("\(c.model).safetensors"), device: device, config: config,
+                                       deviceWeightBudget: fixed + block + block / 2)
+        #expect(resident.streamedBlocks == 0 && streamed.streamedBlocks == config.numLayers)
+        #expect(streamed.weights["blocks.1.ffn.0.weight"]?.storage.residence == .host)
+        #expect(streamed.weights["head.head.weight"]?.storage.residence == .device)
+        func run(_ m: WanDiT) throws -> [Float] {
+            try m.session(batch: c.batch, frames: c.frames, height: c.height, width: c.width)
+                .run(x: x, timesteps: c.t, context: ctx, contextLengths: c.contextLens)
+        }
+        let a = try run(resident), b = try run(streamed)
+        #expect(a == b)
+        #expect(relativeMaxError(b, expected) <= 1e-4)
+        CheckpointTestDevices.checkValidation()
+    }
+}

@@ -38,6 +38,8 @@ public final class WanDiT: Sendable {
     public let device: Device
     /// Parameters by official name (f32, on `device`).
     public let weights: [String: Tensor]
+    /// How many transformer blocks keep their weights in host memory and are streamed each forward.
+    public let streamedBlocks: Int
 
     /// Whether the official tensor `name` is a matmul weight that `precision` may store in 16 bits:
     /// patch embedding, text embedding, image MLP and block Linear weights (not the time embedding,
@@ -56,7 +58,10 @@ public final class WanDiT: Sendable {
     /// `config.expectedTensors()` must be present with its exact shape and no other tensor may be; tensors on
     /// another device or in another dtype are copied to `device` (f32, or `precision`'s type for the matmul
     /// weights). Throws `RuntimeError` listing missing, misshapen and unexpected tensors.
-    public init(config: WanDiTConfig, weights: [String: Tensor], device: Device, precision: Precision = .fp32) throws {
+    /// `deviceWeightBudget` (bytes): weights beyond it stay in host memory and are streamed to the device
+    /// block by block during each forward (see `weightResidence`); nil keeps every weight on the device.
+    public init(config: WanDiTConfig, weights: [String: Tensor], device: Device, precision: Precision = .fp32,
+                deviceWeightBudget: Int? = nil) throws {
         try config.validate()
         guard config.patchSize.count == 3, config.patchSize[0] == 1 else {
             throw RuntimeError.invalidArgument("WanDiT: patch_size \(config.patchSize) is not supported (temporal patch must be 1, as in every released model)")
@@ -77,19 +82,62 @@ public final class WanDiT: Sendable {
             let shown = problems.prefix(20).joined(separator: "; ")
             throw RuntimeError.invalidArgument("WanDiT (\(config)): \(problems.count) weight problem(s): \(shown)\(problems.count > 20 ? "; …" : "")")
         }
+        let residence = try WanDiT.weightResidence(config: config, precision: precision, deviceWeightBudget: deviceWeightBudget)
         var placed: [String: Tensor] = [:]
         for (name, t) in weights {
             let dtype = WanDiT.isReducedPrecisionWeight(name) ? precision.matmulDType : .f32
-            if t.device === device && t.dtype == dtype && t.isContiguous {
+            let home = device.isCPU ? MemoryResidence.device : residence[name] ?? .device
+            if t.device === device && t.dtype == dtype && t.isContiguous && t.storage.residence == home {
                 placed[name] = t
             } else {
-                placed[name] = try device.tensor(try t.device.read(t), shape: t.shape, dtype: dtype)
+                placed[name] = try device.tensor(try t.device.read(t), shape: t.shape, dtype: dtype, residence: home)
             }
         }
+        self.streamedBlocks = Set(residence.filter { $0.value == .host }.keys.compactMap { $0.split(separator: ".").dropFirst().first }).count
         self.config = config
         self.precision = precision
         self.device = device
         self.weights = placed
+    }
+
+    /// Where each weight lives under a device budget for weights: everything outside the blocks (embeddings,
+    /// time projection, head) and the first blocks on the device, the blocks that do not fit in host memory,
+    /// streamed to the device before use (the last blocks first, so the early blocks of every step run from
+    /// device memory). Throws `RuntimeError.outOfDeviceMemory` when not even the weights outside the blocks and
+    /// the largest block fit. Nil budget: everything on the device.
+    public static func weightResidence(config: WanDiTConfig, precision: Precision,
+                                       deviceWeightBudget: Int?) throws -> [String: MemoryResidence] {
+        let specs = config.expectedTensors().filter { !$0.optional }
+        guard let budget = deviceWeightBudget else { return Dictionary(uniqueKeysWithValues: specs.map { ($0.name, .device) }) }
+        func bytes(_ spec: TensorSpec) -> Int {
+            spec.shape.reduce(1, *) * (isReducedPrecisionWeight(spec.name) ? precision.matmulDType.size : 4)
+        }
+        var blockBytes = [Int](repeating: 0, count: config.numLayers)
+        var fixed = 0
+        for spec in specs {
+            if spec.name.hasPrefix("blocks."), let i = Int(spec.name.split(separator: ".")[1]), i < blockBytes.count {
+                blockBytes[i] += bytes(spec)
+            } else {
+                fixed += bytes(spec)
+            }
+        }
+        guard fixed + (blockBytes.max() ?? 0) <= budget else {
+            throw RuntimeError.outOfDeviceMemory(
+                requested: fixed + (blockBytes.max() ?? 0),
+                detail: "the DiT's weights outside the blocks (\(fixed) bytes) and one streamed block do not fit a weight budget of \(budget) bytes")
+        }
+        // Resident blocks 0..<k with the largest k that leaves room for one streamed block (when any is streamed).
+        var k = config.numLayers
+        while k > 0 && fixed + blockBytes[0..<k].reduce(0, +) + (k < config.numLayers ? (blockBytes.max() ?? 0) : 0) > budget { k -= 1 }
+        var out: [String: MemoryResidence] = [:]
+        for spec in specs {
+            if spec.name.hasPrefix("blocks."), let i = Int(spec.name.split(separator: ".")[1]), i >= k {
+                out[spec.name] = .host
+            } else {
+                out[spec.name] = .device
+            }
+        }
+        return out
     }
 
     /// The parameter `name` (official) as a graph value.

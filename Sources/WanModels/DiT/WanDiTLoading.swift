@@ -8,15 +8,17 @@ extension WanDiT {
     /// (`WanCheckpointDetector`, custom sizes allowed); `numHeads`, `textLen` and `eps` supply what shapes
     /// cannot tell (`config.json`).
     public static func load(path: String, device: Device, config: WanDiTConfig? = nil, numHeads: Int? = nil,
-                            textLen: Int = 512, eps: Double = 1e-6, precision: Precision = .fp32) throws -> WanDiT {
+                            textLen: Int = 512, eps: Double = 1e-6, precision: Precision = .fp32,
+                            deviceWeightBudget: Int? = nil) throws -> WanDiT {
         let reader = try CheckpointFile.open(path)
         return try load(reader: reader, device: device, config: config, numHeads: numHeads, textLen: textLen, eps: eps,
-                        precision: precision)
+                        precision: precision, deviceWeightBudget: deviceWeightBudget)
     }
 
     /// `load(path:...)` from an opened checkpoint.
     public static func load(reader: any CheckpointReader, device: Device, config: WanDiTConfig? = nil, numHeads: Int? = nil,
-                            textLen: Int = 512, eps: Double = 1e-6, precision: Precision = .fp32) throws -> WanDiT {
+                            textLen: Int = 512, eps: Double = 1e-6, precision: Precision = .fp32,
+                            deviceWeightBudget: Int? = nil) throws -> WanDiT {
         let options = WanDetectionOptions(component: .dit, allowCustom: true, numHeads: numHeads ?? config?.numHeads,
                                           textLen: config?.textLen ?? textLen, eps: config?.eps ?? eps)
         let mapping: KeyMapping
@@ -37,13 +39,17 @@ extension WanDiT {
             let list = (mapping.unmapped.map { "unexpected \($0.name)" } + mapping.rejected.map(\.description)).prefix(20)
             throw RuntimeError.invalidArgument("\(reader.path): tensors that do not fit the DiT: \(list.joined(separator: "; "))")
         }
+        // Each weight goes straight to where it will live (device memory, or host memory when streamed).
+        let residence = try weightResidence(config: resolved, precision: precision, deviceWeightBudget: deviceWeightBudget)
         var weights: [String: Tensor] = [:]
         for recipe in mapping.recipes {
             let values = try materialize(recipe, reader: reader)
             let dtype = isReducedPrecisionWeight(recipe.name) ? precision.matmulDType : .f32
-            weights[recipe.name] = try device.tensor(values, shape: recipe.shape, dtype: dtype)
+            weights[recipe.name] = try device.tensor(values, shape: recipe.shape, dtype: dtype,
+                                                     residence: device.isCPU ? .device : residence[recipe.name] ?? .device)
         }
-        return try WanDiT(config: resolved, weights: weights, device: device, precision: precision)
+        return try WanDiT(config: resolved, weights: weights, device: device, precision: precision,
+                          deviceWeightBudget: deviceWeightBudget)
     }
 
     /// The target tensor of a key-map recipe as f32 values: sources decoded (times their fp8 scales) and
