@@ -14,7 +14,7 @@ let usage = """
       tokenize --tokenizer FILE [--json] [--max-length N] TEXT...
                            umT5 ids of each prompt after Wan's cleaning, with EOS (--pieces, --no-clean)
       forward dit|t5|vae-encode|vae-decode|sample --weights FILE --inputs FILE.safetensors --out FILE.safetensors
-              [--prefix P] [--config JSON] [--device cpu|vulkan:N|auto] [--precision fp32|fp16|bf16] [--text-len N]
+              [--prefix P] [--config JSON] [--device cpu|vulkan:N|auto] [--precision fp32|fp16|bf16|fp8] [--text-len N]
               [--steps N --shift S --guidance G --sampler unipc|dpm++|euler]   (sample)
                            run one model component on named inputs (x, t, context, context_lens / ids, mask /
                            latent / video / noise, context_cond, context_uncond) and write its outputs

@@ -189,6 +189,43 @@ private func errorText(_ body: () throws -> Void) -> String {
         CheckpointTestDevices.checkValidation()
     }
 
+    /// FP8 matmul weights (E4M3FN bytes, per-channel scales): the forward equals the fp32 model whose weights
+    /// are the decoded FP8 values (the FP8 path adds no error of its own), and stays near the fp32 golden.
+    @Test func fp8Mode() throws {
+        let inputs = try CheckpointFile.open(DiTFixture.path("cases.safetensors"))
+        let c = try #require(try DiTFixture.cases().first { $0.name == "a2" })
+        let x = try inputs.floats("a2.x"), ctx = try inputs.floats("a2.context"), expected = try inputs.floats("a2.out")
+        let config = try DiTFixture.config("tiny")
+        for device in try CheckpointTestDevices.all() {
+            let fp8 = try WanDiT.load(path: DiTFixture.path("tiny.safetensors"), device: device, config: config, precision: .fp8)
+            #expect(fp8.weights["blocks.1.ffn.2.weight"]?.dtype == .f8e4m3fn && fp8.weights["head.head.weight"]?.dtype == .f32)
+            #expect(fp8.weightScales["blocks.1.ffn.2.weight"]?.shape == [config.dim])
+            // The decoded model: every FP8 weight back to fp32 (decode · scale), in an fp32 model.
+            var decoded: [String: Tensor] = [:]
+            for (name, t) in fp8.weights {
+                guard let s = fp8.weightScales[name] else { decoded[name] = t; continue }
+                let f = try Device.cpu().tensor(bytes: try device.readBytes(t), shape: t.shape, dtype: .f8e4m3fn)
+                let values = try Device.cpu().read(f), scales = try device.read(s)
+                let per = values.count / scales.count
+                decoded[name] = try device.tensor(values.enumerated().map { $0.element * scales[$0.offset / per] }, shape: t.shape)
+            }
+            let reference = try WanDiT(config: config, weights: decoded, device: device)
+            func run(_ m: WanDiT) throws -> [Float] {
+                try m.forward(x: x, batch: 1, frames: c.frames, height: c.height, width: c.width, timesteps: c.t,
+                              context: ctx, contextLengths: c.contextLens)
+            }
+            let out = try run(fp8)
+            let exact = relativeMaxError(out, try run(reference)), golden = relativeMaxError(out, expected)
+            #expect(exact <= 1e-4, "fp8 vs decoded weights on \(device.name): \(exact)")
+            #expect(golden <= 0.15 && golden > 1e-3, "fp8 vs fp32 golden on \(device.name): \(golden)")
+            // In-memory float weights given to an .fp8 model are quantised the same way.
+            let again = try WanDiT(config: config, weights: try WanDiT.load(path: DiTFixture.path("tiny.safetensors"), device: device,
+                                                                          config: config).weights, device: device, precision: .fp8)
+            #expect(try run(again) == out)
+        }
+        CheckpointTestDevices.checkValidation()
+    }
+
     /// Missing, misshapen and unexpected tensors are clear errors; so are bad inputs.
     @Test func badWeightsAndInputs() throws {
         let cfg = try DiTFixture.config("tiny")

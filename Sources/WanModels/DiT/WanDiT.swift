@@ -19,6 +19,9 @@ public final class WanDiT: Sendable {
         case fp16
         /// Patch/text embedding and block Linear weights in bf16 (RNE from fp32), fp32 accumulation and activations.
         case bf16
+        /// The same weights as FP8 E4M3FN bytes with one fp32 scale per output channel (decoded to fp16 in the
+        /// GEMM's shared-memory tiles, never expanded in device memory); fp32 accumulation and activations.
+        case fp8
 
         /// The weight dtype of the reduced-precision matmuls.
         public var matmulDType: DType {
@@ -26,6 +29,7 @@ public final class WanDiT: Sendable {
             case .fp32: return .f32
             case .fp16: return .f16
             case .bf16: return .bf16
+            case .fp8: return .f8e4m3fn
             }
         }
     }
@@ -38,6 +42,8 @@ public final class WanDiT: Sendable {
     public let device: Device
     /// Parameters by official name (f32, on `device`).
     public let weights: [String: Tensor]
+    /// Per-output-channel fp32 scales of the FP8 matmul weights, by weight name (empty unless `.fp8`).
+    public let weightScales: [String: Tensor]
     /// How many transformer blocks keep their weights in host memory and are streamed each forward.
     public let streamedBlocks: Int
 
@@ -60,8 +66,10 @@ public final class WanDiT: Sendable {
     /// weights). Throws `RuntimeError` listing missing, misshapen and unexpected tensors.
     /// `deviceWeightBudget` (bytes): weights beyond it stay in host memory and are streamed to the device
     /// block by block during each forward (see `weightResidence`); nil keeps every weight on the device.
+    /// With `.fp8`, float matmul weights are quantised here (per output channel); weights already in
+    /// `f8e4m3fn` need their scales in `weightScales`.
     public init(config: WanDiTConfig, weights: [String: Tensor], device: Device, precision: Precision = .fp32,
-                deviceWeightBudget: Int? = nil) throws {
+                deviceWeightBudget: Int? = nil, weightScales: [String: Tensor] = [:]) throws {
         try config.validate()
         guard config.patchSize.count == 3, config.patchSize[0] == 1 else {
             throw RuntimeError.invalidArgument("WanDiT: patch_size \(config.patchSize) is not supported (temporal patch must be 1, as in every released model)")
@@ -75,6 +83,9 @@ public final class WanDiT: Sendable {
             }
             if t.shape != spec.shape { problems.append("\(spec.name) has shape \(t.shape), expected \(spec.shape)") }
             if !t.dtype.isFloat { problems.append("\(spec.name) is \(t.dtype), not a float tensor") }
+            if t.dtype == .f8e4m3fn && (precision != .fp8 || weightScales[spec.name] == nil || !WanDiT.isReducedPrecisionWeight(spec.name)) {
+                problems.append("\(spec.name) is fp8: only matmul weights with their scales, in .fp8 precision")
+            }
         }
         let known = Set(expected.map(\.name))
         for name in weights.keys.sorted() where !known.contains(name) { problems.append("unexpected tensor \(name)") }
@@ -84,15 +95,29 @@ public final class WanDiT: Sendable {
         }
         let residence = try WanDiT.weightResidence(config: config, precision: precision, deviceWeightBudget: deviceWeightBudget)
         var placed: [String: Tensor] = [:]
+        var scales: [String: Tensor] = [:]
         for (name, t) in weights {
             let dtype = WanDiT.isReducedPrecisionWeight(name) ? precision.matmulDType : .f32
             let home = device.isCPU ? MemoryResidence.device : residence[name] ?? .device
+            if dtype == .f8e4m3fn {
+                if t.dtype == .f8e4m3fn, let s = weightScales[name] {
+                    placed[name] = t.device === device && t.isContiguous && t.storage.residence == home ? t
+                        : try device.tensor(bytes: try t.device.readBytes(t), shape: t.shape, dtype: .f8e4m3fn, residence: home)
+                    scales[name] = s.device === device ? s : try device.tensor(try s.device.read(s), shape: s.shape)
+                } else {
+                    let q = try WanDiT.quantizedFP8(try t.device.read(t), shape: t.shape)
+                    placed[name] = try device.tensor(bytes: q.bytes, shape: t.shape, dtype: .f8e4m3fn, residence: home)
+                    scales[name] = try device.tensor(q.scales, shape: [t.shape[0]])
+                }
+                continue
+            }
             if t.device === device && t.dtype == dtype && t.isContiguous && t.storage.residence == home {
                 placed[name] = t
             } else {
                 placed[name] = try device.tensor(try t.device.read(t), shape: t.shape, dtype: dtype, residence: home)
             }
         }
+        self.weightScales = scales
         self.streamedBlocks = Set(residence.filter { $0.value == .host }.keys.compactMap { $0.split(separator: ".").dropFirst().first }).count
         self.config = config
         self.precision = precision
@@ -138,6 +163,24 @@ public final class WanDiT: Sendable {
             }
         }
         return out
+    }
+
+    /// FP8 E4M3FN bytes of a matmul weight [out, ...] and its per-output-channel scales (the runtime's
+    /// `quantizeFP8` on the CPU: scale = max|row| / 448, bytes = fp8(row / scale), round to nearest even).
+    public static func quantizedFP8(_ values: [Float], shape: [Int]) throws -> (bytes: [UInt8], scales: [Float]) {
+        let cpu = Device.cpu()
+        let x = try cpu.tensor(values, shape: shape)
+        let out = try cpu.empty(shape, dtype: .f8e4m3fn)
+        let scales = try cpu.empty([shape.first ?? 1])
+        let cl = try CommandList(device: cpu)
+        try cl.quantizeFP8(x, out: out, scales: scales, scaling: .perChannel)
+        try cl.run()
+        return (try cpu.readBytes(out), try cpu.read(scales))
+    }
+
+    /// The FP8 scales of matmul weight `name` as a graph value, nil when the weight is not FP8.
+    func scale(_ g: Graph, _ name: String) -> Graph.Value? {
+        weightScales[name].map { g.parameter(name + ":scale", $0) }
     }
 
     /// The parameter `name` (official) as a graph value.
@@ -261,7 +304,8 @@ public final class WanDiT: Sendable {
         // Patch embedding: a Linear on the (c, q, r) patch vectors.
         let patches = try WanDiT.patchify(g, inputs.x, patch: (ph, pw))
         let pe = try g.reshape(try p(g, "patch_embedding.weight"), [dim, cfg.inDim * ph * pw])
-        var x = try g.linear(patches, weight: pe, bias: try p(g, "patch_embedding.bias"))          // [B, L, dim]
+        var x = try g.linear(patches, weight: pe, bias: try p(g, "patch_embedding.bias"),
+                             weightScale: scale(g, "patch_embedding.weight"))          // [B, L, dim]
 
         // Time embedding (fp32): e = te.2(SiLU(te.0(sin))), e0 = tp.1(SiLU(e)) → [B, 6, dim].
         let e1 = try g.linear(inputs.timestepSinusoid, weight: try p(g, "time_embedding.0.weight"),
@@ -272,8 +316,9 @@ public final class WanDiT: Sendable {
 
         // Text embedding: te.2(gelu_tanh(te.0(c))) over every row (padding rows included, unmasked).
         let c1 = try g.linear(inputs.context, weight: try p(g, "text_embedding.0.weight"), bias: try p(g, "text_embedding.0.bias"),
-                              activation: .geluTanh)
-        let ctx = try g.linear(c1, weight: try p(g, "text_embedding.2.weight"), bias: try p(g, "text_embedding.2.bias"))
+                              activation: .geluTanh, weightScale: scale(g, "text_embedding.0.weight"))
+        let ctx = try g.linear(c1, weight: try p(g, "text_embedding.2.weight"), bias: try p(g, "text_embedding.2.bias"),
+                               weightScale: scale(g, "text_embedding.2.weight"))
 
         // Image embedding (I2V / FLF2V).
         var imageContext: Graph.Value?
@@ -291,8 +336,10 @@ public final class WanDiT: Sendable {
                 f = try g.add(f, try p(g, "img_emb.emb_pos"))
             }
             f = try g.layerNorm(f, weight: try p(g, "img_emb.proj.0.weight"), bias: try p(g, "img_emb.proj.0.bias"), eps: 1e-5)
-            f = try g.linear(f, weight: try p(g, "img_emb.proj.1.weight"), bias: try p(g, "img_emb.proj.1.bias"), activation: .geluErf)
-            f = try g.linear(f, weight: try p(g, "img_emb.proj.3.weight"), bias: try p(g, "img_emb.proj.3.bias"))
+            f = try g.linear(f, weight: try p(g, "img_emb.proj.1.weight"), bias: try p(g, "img_emb.proj.1.bias"), activation: .geluErf,
+                             weightScale: scale(g, "img_emb.proj.1.weight"))
+            f = try g.linear(f, weight: try p(g, "img_emb.proj.3.weight"), bias: try p(g, "img_emb.proj.3.bias"),
+                             weightScale: scale(g, "img_emb.proj.3.weight"))
             imageContext = try g.layerNorm(f, weight: try p(g, "img_emb.proj.4.weight"), bias: try p(g, "img_emb.proj.4.bias"), eps: 1e-5)
         } else if inputs.clipFeatures != nil {
             throw RuntimeError.invalidArgument("DiT t2v takes no CLIP features")
@@ -302,7 +349,8 @@ public final class WanDiT: Sendable {
         func heads4(_ v: Graph.Value, _ rows: Int) throws -> Graph.Value { try g.reshape(v, [batch, rows, heads, hd]) }
         func merge(_ v: Graph.Value) throws -> Graph.Value { try g.reshape(v, [batch, g.shape(v)[1], dim]) }
         func lin(_ v: Graph.Value, _ name: String, activation: Activation = .none, residual: Graph.Value? = nil) throws -> Graph.Value {
-            try g.linear(v, weight: try p(g, name + ".weight"), bias: try p(g, name + ".bias"), activation: activation, residual: residual)
+            try g.linear(v, weight: try p(g, name + ".weight"), bias: try p(g, name + ".bias"), activation: activation, residual: residual,
+                         weightScale: scale(g, name + ".weight"))
         }
         func chunk(_ m: Graph.Value, _ i: Int) throws -> Graph.Value { try g.slice(m, dim: 1, i..<(i + 1)) }   // [B, 1, dim]
 

@@ -42,14 +42,21 @@ extension WanDiT {
         // Each weight goes straight to where it will live (device memory, or host memory when streamed).
         let residence = try weightResidence(config: resolved, precision: precision, deviceWeightBudget: deviceWeightBudget)
         var weights: [String: Tensor] = [:]
+        var scales: [String: Tensor] = [:]
         for recipe in mapping.recipes {
             let values = try materialize(recipe, reader: reader)
             let dtype = isReducedPrecisionWeight(recipe.name) ? precision.matmulDType : .f32
-            weights[recipe.name] = try device.tensor(values, shape: recipe.shape, dtype: dtype,
-                                                     residence: device.isCPU ? .device : residence[recipe.name] ?? .device)
+            let home = device.isCPU ? MemoryResidence.device : residence[recipe.name] ?? .device
+            if dtype == .f8e4m3fn {
+                let q = try quantizedFP8(values, shape: recipe.shape)
+                weights[recipe.name] = try device.tensor(bytes: q.bytes, shape: recipe.shape, dtype: .f8e4m3fn, residence: home)
+                scales[recipe.name] = try device.tensor(q.scales, shape: [recipe.shape[0]])
+            } else {
+                weights[recipe.name] = try device.tensor(values, shape: recipe.shape, dtype: dtype, residence: home)
+            }
         }
         return try WanDiT(config: resolved, weights: weights, device: device, precision: precision,
-                          deviceWeightBudget: deviceWeightBudget)
+                          deviceWeightBudget: deviceWeightBudget, weightScales: scales)
     }
 
     /// The target tensor of a key-map recipe as f32 values: sources decoded (times their fp8 scales) and

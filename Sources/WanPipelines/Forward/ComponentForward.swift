@@ -42,8 +42,11 @@ public enum ComponentForward {
     /// Runs the component on `device`; returns the output names and shapes written.
     @discardableResult
     public static func run(_ o: Options, device: Device) throws -> [(name: String, shape: [Int])] {
-        guard ["fp32", "fp16", "bf16"].contains(o.precision) else {
-            throw RuntimeError.invalidArgument("precision \(o.precision): expected fp32, fp16 or bf16 (fp8 checkpoints load as they are)")
+        guard ["fp32", "fp16", "bf16", "fp8"].contains(o.precision) else {
+            throw RuntimeError.invalidArgument("precision \(o.precision): expected fp32, fp16, bf16 or fp8")
+        }
+        if o.precision == "fp8" && !["dit", "sample"].contains(o.component) {
+            throw RuntimeError.invalidArgument("precision fp8 applies to the DiT (dit, sample); \(o.component) runs in fp32, fp16 or bf16")
         }
         let reader = try CheckpointFile.open(o.inputs)
         func has(_ name: String) -> Bool { reader.entry(o.inputPrefix + name) != nil }

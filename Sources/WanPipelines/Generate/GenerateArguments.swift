@@ -25,7 +25,7 @@ public struct GenerateArguments: Sendable, Equatable {
     public static let usage = """
         wan generate --model PATH... | --model tiny --prompt TEXT [--negative-prompt TEXT] [--size WxH]
                      [--frames N] [--steps N] [--shift S] [--guidance G] [--sampler unipc|dpm++|euler] [--seed N]
-                     [--noise FILE.safetensors] [--precision fp32|fp16|bf16] [--cfg batch|sequential] [--fps N]
+                     [--noise FILE.safetensors] [--precision fp32|fp16|bf16|fp8] [--cfg batch|sequential] [--fps N]
                      [--device D] [--text-device D] [--dit-device D] [--vae-device D] [--tokenizer FILE]
                      [--out video.mp4|video.y4m|image.png|frames/|frames/%04d.png] [--no-cpu-fallback] [--quiet]
         """
@@ -97,7 +97,7 @@ public struct GenerateArguments: Sendable, Equatable {
             case "--noise": a.settings.noisePath = try value(flag)
             case "--precision":
                 let v = try value(flag)
-                guard let p = WanDiT.Precision(rawValue: v) else { try fail("--precision \(v): expected fp32, fp16 or bf16") }
+                guard let p = WanDiT.Precision(rawValue: v) else { try fail("--precision \(v): expected fp32, fp16, bf16 or fp8") }
                 a.settings.precision = p
             case "--cfg":
                 let v = try value(flag)

@@ -120,12 +120,12 @@ public final class Device: @unchecked Sendable, CustomStringConvertible {
         return t
     }
 
-    /// A tensor holding raw little-endian bytes of `dtype` elements.
-    public func tensor(bytes: [UInt8], shape: [Int], dtype: DType) throws -> Tensor {
+    /// A tensor holding raw little-endian bytes of `dtype` elements, in device or host memory.
+    public func tensor(bytes: [UInt8], shape: [Int], dtype: DType, residence: MemoryResidence = .device) throws -> Tensor {
         guard Shape.count(shape) * dtype.size == bytes.count else {
             throw RuntimeError.shapeMismatch("\(bytes.count) bytes for \(dtype) shape \(shape)")
         }
-        let t = try empty(shape, dtype: dtype)
+        let t = try empty(shape, dtype: dtype, residence: residence)
         try write(bytes, to: t)
         return t
     }
