@@ -40,6 +40,24 @@ let modelsSuite = BenchSuite(name: "models") { ctx in
                              memoryBytes: device.isCPU ? CheckpointBench.peakRSS() - rss0 : device.memoryStatistics.peak,
                              note: device.isCPU ? "peak host RSS" : "peak device memory"))
 
+        // On a hardware GPU at full size: the 1.3B forward at 832x480, 81 frames (latent 21x60x104, L = 32,760),
+        // the shape of a real run (PyTorch eager on an H100: 0.54 s, ../shared/research/gpu-anchors-h100.md).
+        if ctx.fullSize && !software && !device.isCPU {
+            let big = try model.session(batch: 1, frames: 21, height: 60, width: 104, contextRows: dit.textLen)
+            let bx = Bench.random(dit.inDim * 21 * 60 * 104, seed: 10)
+            device.resetPeakMemory()
+            _ = try big.run(x: bx, timesteps: [999], context: context)
+            var bigMs: [Double] = []
+            for _ in 0..<repeats {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                _ = try big.run(x: bx, timesteps: [500], context: context)
+                bigMs.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+            }
+            rows.append(BenchRow(kernel: "DiT T2V-1.3B forward", shape: "latent 21x60x104 (32760 tokens), ctx 512",
+                                 device: Bench.label(device), ms: bigMs.sorted()[bigMs.count / 2],
+                                 memoryBytes: device.memoryStatistics.peak, note: "peak device memory; PyTorch eager H100: 540 ms"))
+        }
+
         // umT5-XXL with 4 layers (of 24) at full width; the vocabulary trimmed to 32k rows (the gather
         // reads only the rows of the ids, so the table size does not change the time).
         let t5 = real ? WanT5Config(vocabSize: 32_000, numLayers: 4)

@@ -6,8 +6,9 @@ import WanRuntime
 /// A whole text-to-video run (`wan generate`'s pipeline: tokenize → umT5 → DiT sampling with CFG as a batch of
 /// 2 → VAE decode frame by frame → Y4M file) with seeded random weights, per stage. Scaled down (the built-in
 /// tiny model at 128x128, 9 frames, 10 steps) on the CPU and software Vulkan; on a real GPU (--full) the
-/// T2V-1.3B DiT and the Wan 2.1 VAE at 832x480, 17 frames, 4 steps, with umT5-XXL cut to 4 of its 24 layers
-/// (the text stage is a small share of a run). One run per device (a run is long; the stages are its rows).
+/// T2V-1.3B DiT and the Wan 2.1 VAE at 832x480, 81 frames (the real run's shapes and so its peak memory), 4
+/// steps, with umT5-XXL cut to 4 of its 24 layers (the text stage is a small share of a run). One run per device
+/// (a run is long; the stages are its rows).
 let pipelineSuite = BenchSuite(name: "pipeline") { ctx in
     var rows: [BenchRow] = []
     for device in ctx.devices {
@@ -17,7 +18,7 @@ let pipelineSuite = BenchSuite(name: "pipeline") { ctx in
         let source: TextToVideo.Source
         if full {
             source = .random(dit: .t2v1_3B, t5: WanT5Config(vocabSize: 32_000, numLayers: 4), vae: .wan21)
-            (settings.width, settings.height, settings.frames, settings.steps) = (832, 480, 17, 4)
+            (settings.width, settings.height, settings.frames, settings.steps) = (832, 480, 81, 4)
         } else {
             source = .tiny
             (settings.width, settings.height, settings.frames, settings.steps) = (128, 128, 9, 10)
