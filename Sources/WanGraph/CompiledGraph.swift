@@ -13,6 +13,9 @@ public final class CompiledGraph: @unchecked Sendable {
 
     init(graph g: Graph, device: Device, maxArenaBytes: Int?, profile: Bool) throws {
         self.device = device
+        if let id = g.values.indices.first(where: { g.isPlaceholder(Graph.Value(id: $0)) }) {
+            throw RuntimeError.invalidArgument("graph parameter %\(id) '\(g.values[id].label)' is a placeholder (shape and dtype only): plan it with planMemory; compiling needs its tensor")
+        }
         let limit = maxArenaBytes ?? (device.vulkan.map { min($0.capabilities.maxMemoryAllocationSize, $0.capabilities.maxBufferSize) } ?? Int.max)
         plan = try MemoryPlan.plan(g, maxArenaBytes: limit)
         arenas = try plan.arenaBytes.map { try device.empty([$0], dtype: .u8) }
@@ -29,6 +32,8 @@ public final class CompiledGraph: @unchecked Sendable {
                     throw RuntimeError.deviceMismatch("graph parameter '\(info.label)' is on \(t.device.name), the graph compiles for \(device.name)")
                 }
                 tensors[id] = t
+            case .placeholder:
+                throw RuntimeError.invalidArgument("graph parameter %\(id) '\(info.label)' is a placeholder")
             case .intermediate:
                 guard let place = plan.placements[id] else {
                     throw RuntimeError.invalidState("graph value %\(id) (\(info.label)) has no placement")

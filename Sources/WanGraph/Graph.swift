@@ -17,6 +17,8 @@ public final class Graph {
     enum Kind {
         case input(String)
         case parameter(Tensor)
+        /// A weight declared by shape and dtype only (`placeholder`): planned, never compiled.
+        case placeholder(MemoryResidence)
         case intermediate
         case view(base: Value, make: (Tensor) throws -> Tensor)
     }

@@ -100,9 +100,11 @@ extension Graph {
         }
     }
 
-    /// Wan's 3D RoPE on x [B, L, H, D] with a table built for the grid.
+    /// Wan's 3D RoPE on x [B, L, H, D] with a table built for the grid. The table's tensor is an operand
+    /// too (a parameter), so that the graph's footprint counts the device memory it holds.
     public func rope(_ x: Value, table: RoPETable) throws -> Value {
-        try one("rope", [x], shape(x), dtype(x)) { cl, ts, out in try cl.rope(ts[0], table: table, out: out) }
+        let t = parameter("rope table", table.table)
+        return try one("rope", [x, t], shape(x), dtype(x)) { cl, ts, out in try cl.rope(ts[0], table: table, out: out) }
     }
 
     /// x converted to `dtype`.

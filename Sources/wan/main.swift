@@ -10,6 +10,10 @@ let usage = """
     commands:
       generate --model PATH...|tiny --prompt TEXT [--size WxH] [--frames N] [--steps N] [--seed N] [--out FILE] ...
                            text to video (or an image with --frames 1); `wan generate --help` for every option
+      plan [--model 1.3b|14b|tiny] [--dit FILE [--heads N]] [--t5 FILE] [--vae FILE] [--size WxH] [--frames N]
+           [--precision fp32|fp16|bf16|fp8] [--vram-budget SIZE] [--device auto|cpu|vulkan:N] [--json]
+                           device memory of each stage (umT5, DiT, VAE) and the budget-saving steps, without
+                           loading or running anything
       devices [--json]     list the compute devices (cpu and every Vulkan device) and their capabilities
       tokenize --tokenizer FILE [--json] [--max-length N] TEXT...
                            umT5 ids of each prompt after Wan's cleaning, with EOS (--pieces, --no-clean)
@@ -64,6 +68,7 @@ let args = Array(CommandLine.arguments.dropFirst())
 do {
     switch args.first {
     case "devices": try devicesCommand(Array(args.dropFirst()))
+    case "plan": try planCommand(Array(args.dropFirst()))
     case "tokenize": try tokenizeCommand(Array(args.dropFirst()))
     case "inspect": try inspectCommand(Array(args.dropFirst()))
     case "forward": try forwardCommand(Array(args.dropFirst()))

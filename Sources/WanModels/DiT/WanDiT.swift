@@ -46,6 +46,9 @@ public final class WanDiT: Sendable {
     public let weightScales: [String: Tensor]
     /// How many transformer blocks keep their weights in host memory and are streamed each forward.
     public let streamedBlocks: Int
+    /// A shape-only model's weights (and FP8 scales, as `name:scale`) by name: shape, stored dtype, residence
+    /// (`init(shapeOnly:...)`, see WanDiTPlanning.swift); empty for a model with weights.
+    let placeholders: [String: WanDiT.Placeholder]
 
     /// Whether the official tensor `name` is a matmul weight that `precision` may store in 16 bits:
     /// patch embedding, text embedding, image MLP and block Linear weights (not the time embedding,
@@ -123,6 +126,27 @@ public final class WanDiT: Sendable {
         self.precision = precision
         self.device = device
         self.weights = placed
+        self.placeholders = [:]
+    }
+
+    /// A model of `config` without weights, for planning memory: its graphs declare every weight (as `precision`
+    /// stores it, placed in device or host memory as `weightResidence` does under `deviceWeightBudget`) as a
+    /// placeholder and allocate only the tables they build (RoPE) on `device`; `footprint` plans them, they
+    /// cannot be compiled.
+    public init(shapeOnly config: WanDiTConfig, precision: Precision = .fp32, deviceWeightBudget: Int? = nil,
+                device: Device = .cpu()) throws {
+        try config.validate()
+        guard config.patchSize.count == 3, config.patchSize[0] == 1 else {
+            throw RuntimeError.invalidArgument("WanDiT: patch_size \(config.patchSize) is not supported (temporal patch must be 1, as in every released model)")
+        }
+        let residence = try WanDiT.weightResidence(config: config, precision: precision, deviceWeightBudget: deviceWeightBudget)
+        self.placeholders = WanDiT.placeholders(config: config, precision: precision, residence: residence)
+        self.weightScales = [:]
+        self.streamedBlocks = Set(residence.filter { $0.value == .host }.keys.compactMap { $0.split(separator: ".").dropFirst().first }).count
+        self.config = config
+        self.precision = precision
+        self.device = device
+        self.weights = [:]
     }
 
     /// Where each weight lives under a device budget for weights: everything outside the blocks (embeddings,
@@ -180,11 +204,13 @@ public final class WanDiT: Sendable {
 
     /// The FP8 scales of matmul weight `name` as a graph value, nil when the weight is not FP8.
     func scale(_ g: Graph, _ name: String) -> Graph.Value? {
-        weightScales[name].map { g.parameter(name + ":scale", $0) }
+        if let s = placeholders[name + ":scale"] { return try? g.placeholder(name + ":scale", shape: s.shape, dtype: s.dtype) }
+        return weightScales[name].map { g.parameter(name + ":scale", $0) }
     }
 
     /// The parameter `name` (official) as a graph value.
     func p(_ g: Graph, _ name: String) throws -> Graph.Value {
+        if let s = placeholders[name] { return try g.placeholder(name, shape: s.shape, dtype: s.dtype, residence: s.residence) }
         guard let t = weights[name] else { throw RuntimeError.invalidArgument("WanDiT: no parameter \(name)") }
         return g.parameter(name, t)
     }
@@ -441,13 +467,8 @@ public final class WanDiTSession {
         if cfg.hasImageInput {
             guard let n = clipTokens, n > 0 else { throw RuntimeError.invalidArgument("DiT \(cfg.modelType): give the CLIP token count") }
         }
-        let g = Graph()
-        let x = try g.input("x", shape: [batch, cfg.inDim, frames, height, width])
-        let t = try g.input("t_sinusoid", shape: [batch, cfg.freqDim])
-        let c = try g.input("context", shape: [batch, contextRows, cfg.textDim])
-        let clip = cfg.hasImageInput ? try g.input("clip", shape: [batch, clipTokens ?? 0, cfg.imageDim]) : nil
-        let out = try model.forward(g, WanDiT.Inputs(x: x, timestepSinusoid: t, context: c, clipFeatures: clip))
-        try g.output("out", out)
+        let g = try WanDiTSession.graph(model: model, batch: batch, frames: frames, height: height, width: width,
+                                        contextRows: contextRows, clipTokens: clipTokens)
         self.model = model
         self.batch = batch
         self.frames = frames
@@ -456,6 +477,20 @@ public final class WanDiTSession {
         self.contextRows = contextRows
         self.clipTokens = cfg.hasImageInput ? clipTokens : nil
         self.graph = try g.compile(for: model.device)
+    }
+
+    /// The session's graph (inputs `x`, `t_sinusoid`, `context`, `clip`; output `out`), not compiled.
+    static func graph(model: WanDiT, batch: Int, frames: Int, height: Int, width: Int, contextRows: Int,
+                      clipTokens: Int?) throws -> Graph {
+        let cfg = model.config
+        let g = Graph()
+        let x = try g.input("x", shape: [batch, cfg.inDim, frames, height, width])
+        let t = try g.input("t_sinusoid", shape: [batch, cfg.freqDim])
+        let c = try g.input("context", shape: [batch, contextRows, cfg.textDim])
+        let clip = cfg.hasImageInput ? try g.input("clip", shape: [batch, clipTokens ?? 0, cfg.imageDim]) : nil
+        let out = try model.forward(g, WanDiT.Inputs(x: x, timestepSinusoid: t, context: c, clipFeatures: clip))
+        try g.output("out", out)
+        return g
     }
 
     /// Runs the pass: `x` [B, in_dim, F, H, W], one timestep per sample, `context` [B, rows, text_dim]

@@ -33,6 +33,13 @@ public final class UMT5Encoder: @unchecked Sendable {
     public let eps: Float = 1e-6
     /// Activation dtype of the graph: f32 (default), bf16 or f16.
     public let activationDType: DType
+    /// Shapes of the weights a shape-only encoder declares as placeholders (empty for an encoder with weights).
+    private let placeholderShapes: [String: [Int]]
+    /// Storage type of a shape-only encoder's placeholder weights; nil for an encoder with weights.
+    public let placeholderWeightDType: DType?
+
+    /// Whether the encoder has no weights (`init(shapeOnly:...)`): its graphs plan memory but do not compile.
+    public var isShapeOnly: Bool { placeholderWeightDType != nil }
 
     /// An encoder from weights in official names on `device`. Throws `RuntimeError.invalidArgument` naming
     /// every missing, unexpected or misshapen tensor, or a tensor on another device or of a non-float type.
@@ -63,6 +70,33 @@ public final class UMT5Encoder: @unchecked Sendable {
         self.device = device
         self.maxDistance = maxDistance
         self.activationDType = activationDType
+        self.placeholderShapes = [:]
+        self.placeholderWeightDType = nil
+    }
+
+    /// An encoder of `config` without weights, for planning memory: its graphs (`footprint`) declare every
+    /// weight as a placeholder stored as `weightDType` and allocate only the small tables they build
+    /// (relative position buckets) on `device`; they cannot be compiled.
+    public init(shapeOnly config: WanT5Config, weightDType: DType = .bf16, device: Device = .cpu(), maxDistance: Int = 128,
+                activationDType: DType = .f32) throws {
+        try config.validate()
+        guard activationDType.isComputeFloat, weightDType.isComputeFloat else {
+            throw RuntimeError.unsupportedDType("umT5: weights and activations are f32, bf16 or f16, not \(weightDType) / \(activationDType)")
+        }
+        guard maxDistance > 0 else { throw RuntimeError.invalidArgument("umT5: max_distance \(maxDistance) must be positive") }
+        self.config = config
+        self.weights = [:]
+        self.device = device
+        self.maxDistance = maxDistance
+        self.activationDType = activationDType
+        self.placeholderShapes = Dictionary(config.expectedTensors().map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
+        self.placeholderWeightDType = weightDType
+    }
+
+    /// The device memory of the program `compile(batch:length:textLength:)` would make (activation arenas,
+    /// inputs, tables; weights as parameters or placeholders), planned without compiling or allocating it.
+    public func footprint(batch: Int, length: Int, textLength: Int = 512, maxArenaBytes: Int = Int.max) throws -> GraphFootprint {
+        try UMT5Program.graph(encoder: self, batch: batch, length: length, textLength: textLength).footprint(maxArenaBytes: maxArenaBytes)
     }
 
     /// Loads an encoder from a checkpoint in official, transformers (`UMT5EncoderModel`) or ComfyUI names
@@ -188,8 +222,11 @@ public final class UMT5Encoder: @unchecked Sendable {
             return try graph.binary(.minimum, try graph.binary(.maximum, v, lo), hi)
         }
         func w(_ name: String) throws -> Graph.Value {
-            guard let t = weights[name] else { throw RuntimeError.invalidArgument("umT5: no tensor '\(name)'") }
-            return graph.parameter(name, t)
+            if let t = weights[name] { return graph.parameter(name, t) }
+            if let dtype = placeholderWeightDType, let shape = placeholderShapes[name] {
+                return try graph.placeholder(name, shape: shape, dtype: dtype)
+            }
+            throw RuntimeError.invalidArgument("umT5: no tensor '\(name)'")
         }
         var x = try graph.gather(try w("token_embedding.weight"), ids: ids, dtype: act)        // [B, L, dim]
         for n in 0..<c.numLayers {
@@ -270,6 +307,17 @@ public final class UMT5Program: @unchecked Sendable {
     public private(set) var lengths: [Int]
 
     init(encoder: UMT5Encoder, batch: Int, length: Int, textLength: Int) throws {
+        let g = try UMT5Program.graph(encoder: encoder, batch: batch, length: length, textLength: textLength)
+        self.encoder = encoder
+        self.batch = batch
+        self.length = length
+        self.textLength = textLength
+        self.graph = try g.compile(for: encoder.device)
+        self.lengths = Array(repeating: length, count: batch)
+    }
+
+    /// The program's graph (inputs `ids`, `mask`, `rowMask`; outputs `hidden`, `context`), not compiled.
+    static func graph(encoder: UMT5Encoder, batch: Int, length: Int, textLength: Int) throws -> Graph {
         guard batch >= 1, length >= 1 else { throw RuntimeError.invalidArgument("umT5: batch \(batch) and length \(length) must be positive") }
         guard textLength >= length else { throw RuntimeError.invalidArgument("umT5: length \(length) exceeds text_len \(textLength)") }
         let g = Graph()
@@ -282,12 +330,7 @@ public final class UMT5Program: @unchecked Sendable {
         let hidden = try encoder.encode(in: g, ids: ids, mask: mask, buckets: buckets)
         try g.output("hidden", hidden)
         try g.output("context", try encoder.context(in: g, hidden: hidden, rowMask: rowMask, textLength: textLength))
-        self.encoder = encoder
-        self.batch = batch
-        self.length = length
-        self.textLength = textLength
-        self.graph = try g.compile(for: encoder.device)
-        self.lengths = Array(repeating: length, count: batch)
+        return g
     }
 
     /// Runs on padded ids [batch · length] (row-major) with each prompt's real length (1…length); ids must

@@ -17,7 +17,9 @@ public final class WanVAE: @unchecked Sendable {
     /// Per-channel latent standard deviation (spec §5.8).
     public let latentStd: [Float]
     let weights: [String: Tensor]
-    private var stages: [StageKey: Stage] = [:]
+    /// Shapes of the weights a shape-only VAE declares as placeholders (empty for a VAE with weights).
+    private let placeholderShapes: [String: [Int]]
+    var stages: [StageKey: Stage] = [:]
     private var transfers: [TransferKey: CommandList] = [:]
     private let lock = NSLock()
 
@@ -59,6 +61,40 @@ public final class WanVAE: @unchecked Sendable {
         self.weights = weights
         self.latentMean = mean
         self.latentStd = std
+        self.placeholderShapes = [:]
+    }
+
+    /// A VAE of `config` without weights, for planning memory: its chunk graphs (`decodeFootprints`) declare
+    /// every weight as an f32 placeholder; they cannot be compiled, and `decode` / `encode` throw.
+    public init(shapeOnly config: WanVAEConfig, device: Device = .cpu()) throws {
+        try config.validate()
+        self.config = config
+        self.device = device
+        self.weights = [:]
+        self.latentMean = Array(repeating: 0, count: config.zDim)
+        self.latentStd = Array(repeating: 1, count: config.zDim)
+        self.placeholderShapes = Dictionary(config.expectedTensors().map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// Whether the VAE has no weights (`init(shapeOnly:device:)`).
+    public var isShapeOnly: Bool { weights.isEmpty && !placeholderShapes.isEmpty }
+
+    /// The shape of weight `name` (a tensor's or a placeholder's), nil when the model has none of that name.
+    func weightShape(_ name: String) -> [Int]? { weights[name]?.shape ?? placeholderShapes[name] }
+
+    /// The chunk graph of `key`, built (with its output and cache outputs) but not compiled.
+    func graphBuilder(for key: StageKey) throws -> (builder: VAEGraphBuilder, output: Graph.Value) {
+        let b = VAEGraphBuilder(vae: self, incoming: key.caches)
+        let y: Graph.Value
+        if key.decoder {
+            let x = try b.g.input("x", shape: [1, config.zDim, 1, key.height, key.width])
+            y = try b.decoder(x)
+        } else {
+            let x = try b.g.input("x", shape: [1, 3, key.frames, key.height, key.width])
+            y = try b.encoder(x)
+        }
+        try b.g.output("y", y)
+        return (b, y)
     }
 
     /// Loads a VAE from a checkpoint in any supported format and naming convention (official, ComfyUI,
@@ -91,6 +127,13 @@ public final class WanVAE: @unchecked Sendable {
     /// 4 for every later one), clamped to [−1, 1].
     public func decode(latent: [Float], frames: Int, height: Int, width: Int,
                        onFrames: ([Float], Int) throws -> Void) throws {
+        try decode(latent: latent, frames: frames, height: height, width: width, clamp: true, onFrames: onFrames)
+    }
+
+    /// `decode(latent:frames:height:width:onFrames:)` with the clamp to [−1, 1] optional (tiles are blended
+    /// before clamping).
+    func decode(latent: [Float], frames: Int, height: Int, width: Int, clamp: Bool,
+                onFrames: ([Float], Int) throws -> Void) throws {
         let z = config.zDim
         guard frames > 0, height > 0, width > 0, latent.count == z * frames * height * width else {
             throw RuntimeError.shapeMismatch("WanVAE.decode: latent of \(latent.count) values is not [\(z), \(frames), \(height), \(width)]")
@@ -113,7 +156,7 @@ public final class WanVAE: @unchecked Sendable {
                 try stage.graph.setInput("x", chunk)
                 try stage.graph.run()
                 var out = try device.read(try stage.graph.output("y"))
-                for i in out.indices { out[i] = min(max(out[i], -1), 1) }
+                if clamp { for i in out.indices { out[i] = min(max(out[i], -1), 1) } }
                 try onFrames(out, stage.outputFrames)
                 previous = key
             }
@@ -214,7 +257,7 @@ public final class WanVAE: @unchecked Sendable {
         var outputFrames: Int
     }
 
-    private func withLock<T>(_ body: () throws -> T) rethrows -> T {
+    func withLock<T>(_ body: () throws -> T) rethrows -> T {
         lock.lock()
         defer { lock.unlock() }
         return try body()
@@ -222,16 +265,7 @@ public final class WanVAE: @unchecked Sendable {
 
     private func stageFor(_ key: StageKey) throws -> Stage {
         if let s = stages[key] { return s }
-        let b = VAEGraphBuilder(vae: self, incoming: key.caches)
-        let y: Graph.Value
-        if key.decoder {
-            let x = try b.g.input("x", shape: [1, config.zDim, 1, key.height, key.width])
-            y = try b.decoder(x)
-        } else {
-            let x = try b.g.input("x", shape: [1, 3, key.frames, key.height, key.width])
-            y = try b.encoder(x)
-        }
-        try b.g.output("y", y)
+        let (b, y) = try graphBuilder(for: key)
         let s = Stage(graph: try b.g.compile(for: device), outgoing: b.outgoing, outputFrames: b.g.shape(y)[2])
         stages[key] = s
         return s
@@ -277,8 +311,18 @@ final class VAEGraphBuilder {
     func w(_ name: String, shape: [Int]? = nil) throws -> Graph.Value {
         let key = name + (shape.map { "\($0)" } ?? "")
         if let v = params[key] { return v }
-        guard let t = vae.weights[name] else { throw RuntimeError.invalidArgument("WanVAE: missing weight \(name)") }
-        let v = g.parameter(name, try shape.map { try t.reshaped($0) } ?? t)
+        let v: Graph.Value
+        if let t = vae.weights[name] {
+            v = g.parameter(name, try shape.map { try t.reshaped($0) } ?? t)
+        } else if vae.isShapeOnly, let declared = vae.weightShape(name) {
+            let s = shape ?? declared
+            guard s.reduce(1, *) == declared.reduce(1, *) else {
+                throw RuntimeError.shapeMismatch("WanVAE: weight \(name) \(declared) viewed as \(s)")
+            }
+            v = try g.placeholder(name, shape: s, dtype: .f32)
+        } else {
+            throw RuntimeError.invalidArgument("WanVAE: missing weight \(name)")
+        }
         params[key] = v
         return v
     }
@@ -319,7 +363,7 @@ final class VAEGraphBuilder {
     }
 
     func pointwise(_ x: Graph.Value, _ name: String, residual: Graph.Value? = nil) throws -> Graph.Value {
-        let sw = vae.weights[name + ".weight"]?.shape ?? []
+        let sw = vae.weightShape(name + ".weight") ?? []
         let shape = sw.count == 4 ? sw + [1] : nil
         return try g.conv3d(x, weight: try w(name + ".weight", shape: shape), bias: try w(name + ".bias"),
                             params: .pointwise, residual: residual)
@@ -331,7 +375,7 @@ final class VAEGraphBuilder {
     }
 
     func residualBlock(_ x: Graph.Value, _ p: String) throws -> Graph.Value {
-        let h = vae.weights[p + ".shortcut.weight"] != nil ? try pointwise(x, p + ".shortcut") : x
+        let h = vae.weightShape(p + ".shortcut.weight") != nil ? try pointwise(x, p + ".shortcut") : x
         var r = try g.unary(.silu, try norm(x, p + ".residual.0.gamma"))
         r = try causalConv(r, p + ".residual.2")
         r = try g.unary(.silu, try norm(r, p + ".residual.3.gamma"))
@@ -401,13 +445,13 @@ final class VAEGraphBuilder {
             }
         }
         let up = try upsampleNearest(y)
-        let sw = vae.weights[p + ".resample.1.weight"]?.shape ?? []
+        let sw = vae.weightShape(p + ".resample.1.weight") ?? []
         return try g.conv3d(up, weight: try w(p + ".resample.1.weight", shape: sw.count == 4 ? [sw[0], sw[1], 1, sw[2], sw[3]] : nil),
                             bias: try w(p + ".resample.1.bias"), params: .upsampleSpatial)
     }
 
     func downsample(_ x: Graph.Value, _ p: String, temporal: Bool) throws -> Graph.Value {
-        let sw = vae.weights[p + ".resample.1.weight"]?.shape ?? []
+        let sw = vae.weightShape(p + ".resample.1.weight") ?? []
         let y = try g.conv3d(x, weight: try w(p + ".resample.1.weight", shape: sw.count == 4 ? [sw[0], sw[1], 1, sw[2], sw[3]] : nil),
                              bias: try w(p + ".resample.1.bias"), params: .downsampleSpatial)
         guard temporal else { return y }
