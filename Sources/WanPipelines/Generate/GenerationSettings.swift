@@ -42,6 +42,9 @@ public struct GenerationSettings: Sendable, Equatable {
     public var fps: Int = 16
     /// Run a stage on the CPU, reported, when its Vulkan device runs out of memory or lacks a feature it needs.
     public var allowCPUFallback = true
+    /// Decode with spatial VAE tiles (less device memory for large frames; the video is assembled on the
+    /// host and written at the end); nil: whole frames, each written as soon as it is decoded.
+    public var vaeTiling: WanVAE.Tiling?
 
     /// Settings for `prompt` with the official defaults.
     public init(prompt: String) {
@@ -72,5 +75,8 @@ public struct GenerationSettings: Sendable, Equatable {
         if !guidance.isFinite || guidance < 0 { try fail("guidance \(guidance) must be a finite number ≥ 0") }
         if fps < 1 || fps > 240 { try fail("fps \(fps): expected 1 to 240") }
         if prompt.isEmpty { try fail("the prompt is empty") }
+        if let t = vaeTiling, t.stride <= 0 || t.tile < t.stride {
+            try fail("VAE tiling \(t.tile * 8)/\(t.stride * 8) px: the stride must be positive and at most the tile")
+        }
     }
 }

@@ -156,7 +156,7 @@ public final class TextToVideo {
             }
             var done = 0
             try cancellation.check()
-            try vae.decode(latent: sampling.latent, frames: latentShape[1], height: latentShape[2], width: latentShape[3]) { values, n in
+            func write(_ values: [Float], _ n: Int) throws {
                 let shape = [3, n, settings.height, settings.width]
                 for f in 0..<n {
                     try writer.append(try VideoFrame(decoded: values, shape: shape, frame: f, quantization: target.quantization))
@@ -164,6 +164,14 @@ public final class TextToVideo {
                 done += n
                 events(.frames(done: done, total: settings.frames))
                 try cancellation.check()
+            }
+            if let tiling = settings.vaeTiling {
+                let video = try vae.decodeTiled(latent: sampling.latent, frames: latentShape[1], height: latentShape[2],
+                                                width: latentShape[3], tiling: tiling)
+                try write(video, settings.frames)
+            } else {
+                try vae.decode(latent: sampling.latent, frames: latentShape[1], height: latentShape[2], width: latentShape[3],
+                               onFrames: write)
             }
         }
         try cancellation.check()
