@@ -113,7 +113,7 @@ import WanRuntime
         }
     }
 
-    /// The shape-only VAE plans the chunk graphs `decode` compiles and keeps: as many, with the same arenas.
+    /// The shape-only VAE plans the chunk graphs `decode` compiles (one alive at a time): as many, with the same arenas.
     @Test func vaePlanEqualsCompiledStages() throws {
         let cpu = Device.cpu()
         let real = try TinyWanModel.vae(on: cpu)
@@ -206,14 +206,14 @@ import WanRuntime
         #expect(streamed.stages[1].deviceBytes <= 5 * Self.gb && streamed.stages[1].hostBytes > 0)
         #expect(try #require(streamed.ditDeviceWeightBudget) > (try #require(more.ditDeviceWeightBudget)))
         #expect(streamed.steps.contains { $0.hasPrefix("stream ") })
-        // The VAE (every chunk graph kept) moves to the CPU under a budget it exceeds.
-        #expect(vae > 8_190_000_000 ? report.vaeOnCPU : !report.vaeOnCPU)
-        // Whole frames do not fit 10 GB, tiles (every tile size's chunk graphs kept) do; without tiling: the CPU.
-        let ten = try plan(10 * Self.gb)
-        #expect(ten.fits && ten.textOnCPU && ten.cfgBatched && !ten.vaeOnCPU)
-        #expect(ten.vaeTiling?.tile == 32 && ten.vaeTiling?.stride == 24 && ten.stages[2].deviceBytes <= 10 * Self.gb)
-        #expect(ten.steps.last?.hasPrefix("VAE decode in tiles") == true)
-        let untiled = try GenerationPlan(dit: .t2v1_3B, t5: .umt5XXL, vae: .wan21, budget: 10 * Self.gb, allowVAETiling: false)
+        // Whole frames (one chunk graph alive at a time) need more than 8.19 GB at 480p; tiles do not.
+        #expect(vae > 8_190_000_000 && !report.vaeOnCPU && report.vaeTiling != nil && report.stages[2].deviceBytes < 3 * Self.gb)
+        // Whole frames do not fit 9 GB, tiles do; without tiling: the CPU.
+        let nine = try plan(9 * Self.gb)
+        #expect(nine.fits && nine.textOnCPU && nine.cfgBatched && !nine.vaeOnCPU)
+        #expect(nine.vaeTiling?.tile == 32 && nine.vaeTiling?.stride == 24 && nine.stages[2].deviceBytes <= 9 * Self.gb)
+        #expect(nine.steps.last?.hasPrefix("VAE decode in tiles") == true)
+        let untiled = try GenerationPlan(dit: .t2v1_3B, t5: .umt5XXL, vae: .wan21, budget: 9 * Self.gb, allowVAETiling: false)
         #expect(untiled.vaeOnCPU && untiled.vaeTiling == nil)
         // Too small for the DiT even with every block streamed: does not fit, and says by how much.
         let tiny = try plan(200_000_000)

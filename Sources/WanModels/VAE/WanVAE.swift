@@ -20,6 +20,8 @@ public final class WanVAE: @unchecked Sendable {
     /// Shapes of the weights a shape-only VAE declares as placeholders (empty for a VAE with weights).
     private let placeholderShapes: [String: [Int]]
     var stages: [StageKey: Stage] = [:]
+    /// The memory plans of the chunk graphs the last `decode` / `encode` call compiled, in order.
+    var stagePlansOfLastCall: [MemoryPlan] = []
     private var transfers: [TransferKey: CommandList] = [:]
     private let lock = NSLock()
 
@@ -141,6 +143,8 @@ public final class WanVAE: @unchecked Sendable {
         let plane = height * width
         let inverse = latentStd.map { Float(1) / $0 }
         try withLock {
+            stagePlansOfLastCall = []
+            defer { releaseStages() }
             var previous: StageKey?
             for t in 0..<frames {
                 // De-normalise (spec §5.8: z / (1/std) + mean) this latent frame.
@@ -151,8 +155,7 @@ public final class WanVAE: @unchecked Sendable {
                 }
                 let key = StageKey(decoder: true, frames: 1, height: height, width: width,
                                    caches: try previous.map { try outgoing(of: $0) } ?? [])
-                let stage = try stageFor(key)
-                if let previous { try transfer(from: previous, to: key) }
+                let stage = try advance(from: previous, to: key)
                 try stage.graph.setInput("x", chunk)
                 try stage.graph.run()
                 var out = try device.read(try stage.graph.output("y"))
@@ -197,6 +200,8 @@ public final class WanVAE: @unchecked Sendable {
         var latent = [Float](repeating: 0, count: z * chunks * lplane)
         let inverse = latentStd.map { Float(1) / $0 }
         try withLock {
+            stagePlansOfLastCall = []
+            defer { releaseStages() }
             var previous: StageKey?
             for k in 0..<chunks {
                 let start = k == 0 ? 0 : 1 + 4 * (k - 1)
@@ -210,8 +215,7 @@ public final class WanVAE: @unchecked Sendable {
                 }
                 let key = StageKey(decoder: false, frames: n, height: height, width: width,
                                    caches: try previous.map { try outgoing(of: $0) } ?? [])
-                let stage = try stageFor(key)
-                if let previous { try transfer(from: previous, to: key) }
+                let stage = try advance(from: previous, to: key)
                 try stage.graph.setInput("x", chunk)
                 try stage.graph.run()
                 let mu = try device.read(try stage.graph.output("y"))  // [2z, 1, h, w]
@@ -268,7 +272,39 @@ public final class WanVAE: @unchecked Sendable {
         let (b, y) = try graphBuilder(for: key)
         let s = Stage(graph: try b.g.compile(for: device), outgoing: b.outgoing, outputFrames: b.g.shape(y)[2])
         stages[key] = s
+        stagePlansOfLastCall.append(s.graph.plan)
         return s
+    }
+
+    /// The compiled graph of chunk `key`, with the caches the previous chunk left in its cache inputs. One
+    /// chunk graph is alive at a time: when the cache layout changes (the first chunks), the previous graph's
+    /// outgoing caches are stashed in host memory, the graph is released, and the caches are written into the
+    /// new graph's inputs; in the steady state the graph's own cache outputs are copied into its inputs on the
+    /// device.
+    private func advance(from previous: StageKey?, to key: StageKey) throws -> Stage {
+        guard let previous else { return try stageFor(key) }
+        if previous == key {
+            try transfer(from: previous, to: key)
+            guard let s = stages[key] else { throw RuntimeError.invalidState("WanVAE: missing stage") }
+            return s
+        }
+        var stash: [Int: [UInt8]] = [:]
+        do {
+            guard let old = stages[previous] else { throw RuntimeError.invalidState("WanVAE: missing stage") }
+            for (s, state) in key.caches.enumerated() {
+                if case .frames = state { stash[s] = try device.readBytes(try old.graph.output("cache\(s)")) }
+            }
+        }
+        releaseStages()   // the previous graph's memory goes back before the next one is compiled
+        let stage = try stageFor(key)
+        for (s, bytes) in stash { try device.write(bytes, to: try stage.graph.input("cache\(s)")) }
+        return stage
+    }
+
+    /// Frees every compiled chunk graph (their arenas and caches); the next chunk compiles again.
+    private func releaseStages() {
+        stages.removeAll()
+        transfers.removeAll()
     }
 
     /// Copies the caches `from`'s run left into the cache inputs of `to`.

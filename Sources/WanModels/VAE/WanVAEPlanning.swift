@@ -10,7 +10,8 @@ extension WanVAE {
 
     /// The device memory of each chunk graph `decode` compiles for a latent of `frames` × `height` × `width`, in
     /// the order it first needs them (the first latent frame, then each new cache layout until it repeats);
-    /// `decode` keeps every one compiled, so their arenas and inputs (the causal caches) add up. Planned
+    /// `decode` keeps one alive at a time (caches carried through host memory when the layout changes), so the
+    /// largest one, with the weights, is the decode's device memory. Planned
     /// without compiling or allocating (weights are parameters, or placeholders for a shape-only VAE).
     public func decodeFootprints(frames: Int, height: Int, width: Int, maxArenaBytes: Int = Int.max) throws -> [GraphFootprint] {
         guard frames > 0, height > 0, width > 0 else {
@@ -30,9 +31,9 @@ extension WanVAE {
     }
 
     /// The device memory of a tiled decode: tiles of `tile` latent pixels with origins every `stride` (smaller at the
-    /// right and bottom edges), each decoded frame by frame by `decode`, which compiles the chunk graphs of each
-    /// distinct tile size and keeps them all. Returns the chunk graphs of every distinct tile size, in the order the
-    /// tiles first need them (row-major). Throws unless 0 < stride ≤ tile.
+    /// right and bottom edges), each decoded frame by frame by `decode` (one chunk graph alive at a time, freed
+    /// after each tile). Returns the chunk graphs of every distinct tile size, in the order the tiles first need
+    /// them (row-major). Throws unless 0 < stride ≤ tile.
     public func tiledDecodeFootprints(frames: Int, height: Int, width: Int, tile: Int, stride: Int,
                                       maxArenaBytes: Int = Int.max) throws -> [GraphFootprint] {
         guard stride > 0, tile >= stride else {
@@ -51,9 +52,9 @@ extension WanVAE {
 }
 
 extension WanVAE {
-    /// The memory plans of the chunk graphs compiled so far (by `decode` / `encode`), largest first: what the
-    /// VAE holds in activation arenas now, to check `decodeFootprints` against.
+    /// The memory plans of the chunk graphs the last `decode` / `encode` call compiled (one alive at a time),
+    /// largest first, to check `decodeFootprints` against.
     public var compiledStagePlans: [MemoryPlan] {
-        withLock { stages.values.map(\.graph.plan).sorted { $0.totalBytes > $1.totalBytes } }
+        withLock { stagePlansOfLastCall.sorted { $0.totalBytes > $1.totalBytes } }
     }
 }

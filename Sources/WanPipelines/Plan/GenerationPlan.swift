@@ -19,7 +19,7 @@ import WanRuntime
 ///
 /// With a budget, the steps taken in order until a stage fits: the text encoder on the CPU, CFG as two passes,
 /// DiT blocks streamed from host memory, the VAE decode in spatial tiles (diffusers' 256-pixel tiles every 192
-/// pixels, every tile size's chunk graphs kept), the VAE on the CPU. When even the DiT's smallest option does not fit,
+/// pixels, one chunk graph alive at a time), the VAE on the CPU. When even the DiT's smallest option does not fit,
 /// `fits` is false and `verdict` says by how much. Sizes are bytes of tensors (256-byte allocation padding, the
 /// allocator's block granularity and driver overhead are not counted).
 public struct GenerationPlan: Sendable {
@@ -253,8 +253,10 @@ public struct GenerationPlan: Sendable {
         let model = try WanVAE(shapeOnly: vae)
         let weights = WanVAE.weightBytes(config: vae)
         func stage(_ graphs: [GraphFootprintSummary], _ detail: String) -> Stage {
-            let activations = graphs.reduce(0) { $0 + $1.activations }
-            let other = graphs.reduce(0) { $0 + $1.other }
+            // One chunk graph is alive at a time: the largest sets the stage's memory.
+            let largest = graphs.max { $0.activations + $0.other < $1.activations + $1.other }
+            let activations = largest?.activations ?? 0
+            let other = largest?.other ?? 0
             let total = weights + activations + other
             return Stage(name: "vae decode", onCPU: false, weightBytes: weights, deviceWeightBytes: weights,
                          activationBytes: activations, otherBytes: other, deviceBytes: total, hostBytes: 0,
@@ -262,7 +264,7 @@ public struct GenerationPlan: Sendable {
         }
         let frames = try model.decodeFootprints(frames: latentFrames, height: latentHeight, width: latentWidth, maxArenaBytes: arena)
             .map { GraphFootprintSummary(activations: $0.activationBytes, other: $0.inputBytes + $0.parameterBytes) }
-        let whole = stage(frames, "one latent frame at a time: \(frames.count) chunk graph(s) compiled and kept, causal caches on the device")
+        let whole = stage(frames, "one latent frame at a time: \(frames.count) chunk graph(s), one alive at a time, causal caches on the device")
         if whole.fits {
             stages.append(whole)
             return
@@ -273,7 +275,7 @@ public struct GenerationPlan: Sendable {
             let graphs = try model.tiledDecodeFootprints(frames: latentFrames, height: latentHeight, width: latentWidth,
                                                          tile: t.tile, stride: t.stride, maxArenaBytes: arena)
                 .map { GraphFootprintSummary(activations: $0.activationBytes, other: $0.inputBytes + $0.parameterBytes) }
-            let tiled = stage(graphs, "in tiles of \(8 * t.tile) px every \(8 * t.stride) px (diffusers' tiled decode, blended seams), one latent frame at a time: \(graphs.count) chunk graph(s) of every tile size compiled and kept")
+            let tiled = stage(graphs, "in tiles of \(8 * t.tile) px every \(8 * t.stride) px (diffusers' tiled decode, blended seams), one latent frame at a time: \(graphs.count) chunk graph(s) over the tile sizes, one alive at a time")
             if tiled.fits {
                 vaeTiling = t
                 steps.append("VAE decode in tiles of \(8 * t.tile) px (blended seams, not the official numerics): whole frames would need \(MemorySize.format(whole.deviceBytes))")
