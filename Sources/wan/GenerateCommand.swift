@@ -12,10 +12,12 @@ func generateCommand(_ args: [String]) throws {
     }
     let output = a.resolvedOutput(ffmpegAvailable: FFmpegWriter.locate() != nil)
     let source: TextToVideo.Source = a.isTiny ? .tiny : .files(try WanModelFiles.resolve(a.models, tokenizer: a.tokenizer))
-    let main = try Device.open(a.device)
-    let devices = TextToVideo.Devices(text: try a.textDevice.map { try Device.open($0) } ?? main,
-                                      dit: try a.ditDevice.map { try Device.open($0) } ?? main,
-                                      vae: try a.vaeDevice.map { try Device.open($0) } ?? main)
+    // A memory budget is enforced by the Vulkan allocator too (an allocation beyond it fails as on a full device).
+    let options = VulkanOptions(memoryBudget: a.settings.vramBudget)
+    let main = try Device.open(a.device, options: options)
+    let devices = TextToVideo.Devices(text: try a.textDevice.map { try Device.open($0, options: options) } ?? main,
+                                      dit: try a.ditDevice.map { try Device.open($0, options: options) } ?? main,
+                                      vae: try a.vaeDevice.map { try Device.open($0, options: options) } ?? main)
     let display = ProgressDisplay(quiet: a.quiet)
     let s = a.settings
     if a.isTiny {

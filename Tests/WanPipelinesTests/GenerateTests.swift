@@ -302,3 +302,45 @@ import WanRuntime
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("w.y4m").path))
     }
 }
+
+/// A run planned against a device memory budget takes the plan's steps (text encoder on the CPU, DiT blocks
+/// streamed from host memory, ...), reports them, and computes the same video; a budget nothing fits is an error
+/// before any work.
+@Suite struct GenerateBudgetTests {
+    @Test func budgetStepsAreTakenAndReported() throws {
+        guard let vk = try GenerateTests.vulkan(), let caps = vk.vulkan?.capabilities else { return }
+        let dir = try GenerateTests.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let pipeline = TextToVideo(source: .tiny, devices: .init(all: vk))
+        var s = GenerateTests.small()
+        let free = try pipeline.memoryPlan(s, capabilities: caps)
+        #expect(free.fits && free.steps.isEmpty)
+        let cpu = try TextToVideo(source: .tiny, devices: .init(all: Device.cpu()))
+            .generate(s, output: dir.appendingPathComponent("cpu.y4m").path)
+        // The largest budget that streams DiT blocks.
+        var budget = free.peakDeviceBytes
+        var plan = free
+        while budget > 0 && plan.ditStreamedBlocks == 0 {
+            budget = budget * 9 / 10
+            s.vramBudget = budget
+            plan = try pipeline.memoryPlan(s, capabilities: caps)
+        }
+        #expect(plan.fits && plan.ditStreamedBlocks > 0 && plan.textOnCPU)
+        let tight = try Device.vulkan(0, options: VulkanOptions(memoryBudget: budget))
+        var notes: [String] = []
+        let report = try TextToVideo(source: .tiny, devices: .init(all: tight)).generate(
+            s, output: dir.appendingPathComponent("tight.y4m").path, events: { if case let .note(n) = $0 { notes.append(n) } })
+        #expect(notes == plan.steps && notes.contains { $0.hasPrefix("text encoder on the CPU") } && notes.contains { $0.hasPrefix("stream ") })
+        #expect(report.record.notes == plan.steps)
+        #expect(report.record.device?.hasPrefix("text encoder: cpu, dit: vulkan:0") == true)
+        #expect(GenerateTests.relError(report.latent, cpu.latent) < 1e-4)
+        #expect(report.peakDeviceBytes["vulkan:0"].map { $0 <= budget } ?? false)
+        // Nothing fits: an error before any work, nothing written.
+        s.vramBudget = 1000
+        s.allowCPUFallback = false
+        #expect(throws: GenerationError.self) {
+            try TextToVideo(source: .tiny, devices: .init(all: vk)).generate(s, output: dir.appendingPathComponent("none.y4m").path)
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("none.y4m").path))
+    }
+}

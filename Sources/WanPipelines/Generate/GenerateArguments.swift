@@ -27,7 +27,7 @@ public struct GenerateArguments: Sendable, Equatable {
                      [--frames N] [--steps N] [--shift S] [--guidance G] [--sampler unipc|dpm++|euler] [--seed N]
                      [--noise FILE.safetensors] [--precision fp32|fp16|bf16|fp8] [--cfg batch|sequential] [--fps N]
                      [--device D] [--text-device D] [--dit-device D] [--vae-device D] [--tokenizer FILE]
-                     [--out video.mp4|video.y4m|image.png|frames/|frames/%04d.png] [--vae-tiling on|off|TILE/STRIDE] [--no-cpu-fallback] [--quiet]
+                     [--out video.mp4|video.y4m|image.png|frames/|frames/%04d.png] [--vram-budget SIZE] [--vae-tiling on|off|TILE/STRIDE] [--no-cpu-fallback] [--quiet]
         """
 
     public init() {}
@@ -111,12 +111,13 @@ public struct GenerateArguments: Sendable, Equatable {
             case "--out", "--output", "-o": a.output = try value(flag)
             case "--quiet", "-q": a.quiet = true
             case "--no-cpu-fallback": a.settings.allowCPUFallback = false
+            case "--vram-budget": a.settings.vramBudget = try MemorySize.parse(try value(flag))
             case "--vae-tiling":
                 // "on" (256-pixel tiles every 192 pixels, as diffusers), "off", or TILE/STRIDE in pixels.
                 let v = try value(flag).lowercased()
                 switch v {
                 case "on": a.settings.vaeTiling = .standard
-                case "off": a.settings.vaeTiling = nil
+                case "off": (a.settings.vaeTiling, a.settings.autoVAETiling) = (nil, false)
                 default:
                     let parts = v.split(separator: "/").compactMap { Int($0) }
                     guard parts.count == 2, parts[0] % 8 == 0, parts[1] % 8 == 0, parts[1] > 0, parts[0] >= parts[1] else {

@@ -36,15 +36,24 @@ public struct GenerationSettings: Sendable, Equatable {
     public var noisePath: String?
     /// Storage of the DiT's matmul weights.
     public var precision: WanDiT.Precision = .fp32
-    /// Classifier-free guidance as a batch of 2 or two passes.
-    public var cfgMode: CFGMode = .batch
+    /// Classifier-free guidance as a batch of 2 or two passes; nil: a batch of 2 unless the memory plan needs
+    /// two passes.
+    public var cfgMode: CFGMode?
     /// Frames per second of the video file.
     public var fps: Int = 16
     /// Run a stage on the CPU, reported, when its Vulkan device runs out of memory or lacks a feature it needs.
     public var allowCPUFallback = true
     /// Decode with spatial VAE tiles (less device memory for large frames; the video is assembled on the
-    /// host and written at the end); nil: whole frames, each written as soon as it is decoded.
+    /// host and written at the end); nil: whole frames, each written as soon as it is decoded, unless the
+    /// memory plan needs tiles and `autoVAETiling` allows them.
     public var vaeTiling: WanVAE.Tiling?
+    /// Whether the memory plan may choose tiles when whole frames do not fit the device (`--vae-tiling off`
+    /// forbids it).
+    public var autoVAETiling = true
+    /// The device memory the run may use (`--vram-budget`); nil: the device's own memory. The run is planned
+    /// against it (`GenerationPlan`): text encoder on the CPU, CFG as two passes, DiT blocks streamed, VAE in
+    /// tiles or on the CPU, as needed, each step reported.
+    public var vramBudget: Int?
 
     /// Settings for `prompt` with the official defaults.
     public init(prompt: String) {
@@ -75,6 +84,7 @@ public struct GenerationSettings: Sendable, Equatable {
         if !guidance.isFinite || guidance < 0 { try fail("guidance \(guidance) must be a finite number ≥ 0") }
         if fps < 1 || fps > 240 { try fail("fps \(fps): expected 1 to 240") }
         if prompt.isEmpty { try fail("the prompt is empty") }
+        if let b = vramBudget, b <= 0 { try fail("the memory budget must be positive") }
         if let t = vaeTiling, t.stride <= 0 || t.tile < t.stride {
             try fail("VAE tiling \(t.tile * 8)/\(t.stride * 8) px: the stride must be positive and at most the tile")
         }

@@ -73,11 +73,34 @@ public final class TextToVideo {
     /// with a JSON sidecar. Everything checkable is checked before the models load (settings, output path,
     /// ffmpeg for MP4, the noise file). `events` reports progress; `cancellation` stops the run between steps or
     /// frames with `GenerationError.cancelled`, leaving nothing under the output name.
-    public func generate(_ settings: GenerationSettings, output: String, outputOptions: VideoOutputOptions? = nil,
+    public func generate(_ requested: GenerationSettings, output: String, outputOptions: VideoOutputOptions? = nil,
                          events: @escaping (GenerationEvent) -> Void = { _ in },
                          cancellation: GenerationCancellation = GenerationCancellation()) throws -> Report {
         let started = Date()
-        try settings.validate()
+        try requested.validate()
+        var settings = requested
+        var devices = self.devices
+        var notes: [String] = []
+        func note(_ s: String) {
+            notes.append(s)
+            events(.note(s))
+        }
+        // Plan device memory when the DiT runs on a Vulkan device; take the plan's budget-saving steps.
+        var ditWeightBudget: Int?
+        if let caps = devices.dit.vulkan?.capabilities {
+            let plan = try memoryPlan(settings, capabilities: caps)
+            guard plan.fits else {
+                throw GenerationError.invalidSettings("the run does not fit \(devices.dit.name)'s memory: \(plan.verdict)")
+            }
+            for step in plan.steps { note(step) }
+            if plan.textOnCPU && devices.text === devices.dit { devices.text = Device.cpu() }
+            if settings.cfgMode == nil && !plan.cfgBatched { settings.cfgMode = .sequential }
+            ditWeightBudget = plan.ditDeviceWeightBudget
+            if settings.vaeTiling == nil && settings.autoVAETiling && devices.vae === devices.dit, let t = plan.vaeTiling {
+                settings.vaeTiling = WanVAE.Tiling(tile: t.tile, stride: t.stride)
+            }
+            if plan.vaeOnCPU && devices.vae === devices.dit { devices.vae = Device.cpu() }
+        }
         let target = try OutputTarget.resolve(output, frameCount: settings.frames)
         let latentShape = settings.latentShape()
         let noise = try settings.noisePath.map { try TextToVideo.loadNoise($0, shape: latentShape) }
@@ -90,7 +113,6 @@ public final class TextToVideo {
         defer { if !finished { writer.cancel() } }
         [devices.text, devices.dit, devices.vae].forEach { $0.resetPeakMemory() }
         var timings: [GenerationRecord.StageTiming] = []
-        var notes: [String] = []
         var used: [String: Device] = [:]
         /// Runs a stage on `device`; when a Vulkan device cannot hold or run it (out of device memory, a missing
         /// feature) and `allowCPUFallback` is set, runs it again on the CPU, reported as an event and in the record.
@@ -107,9 +129,7 @@ public final class TextToVideo {
                 case .outOfDeviceMemory, .missingFeature: break
                 default: throw error
                 }
-                let note = "\(name): \(device.name) cannot run it (\(error)); running it on the CPU instead"
-                notes.append(note)
-                events(.note(note))
+                note("\(name): \(device.name) cannot run it (\(error)); running it on the CPU instead")
                 result = try body(Device.cpu())
                 used[name] = Device.cpu()
             }
@@ -133,7 +153,7 @@ public final class TextToVideo {
 
         // 2. DiT: load, sample, free.
         let sampling = try stage("dit", on: devices.dit) { device -> SamplingResult in
-            let dit = try loadDiT(on: device, precision: settings.precision)
+            let dit = try loadDiT(on: device, precision: settings.precision, deviceWeightBudget: device.isCPU ? nil : ditWeightBudget)
             guard dit.config.textDim * textLen == cond.count else {
                 throw GenerationError.modelFiles("the text encoder's width \(cond.count / textLen) does not match the DiT's text_dim \(dit.config.textDim)")
             }
@@ -227,7 +247,7 @@ public final class TextToVideo {
             throw GenerationError.invalidSettings("contexts must be [\(rows), \(dit.config.textDim)] each")
         }
         let conditionalOnly = settings.guidance == 1
-        let batched = settings.cfgMode == .batch && !conditionalOnly
+        let batched = (settings.cfgMode ?? .batch) == .batch && !conditionalOnly
         let session = try dit.session(batch: batched ? 2 : 1, frames: latentShape[1], height: latentShape[2],
                                       width: latentShape[3], contextRows: rows)
         let both = cond + uncond
@@ -326,10 +346,35 @@ public final class TextToVideo {
         return try UMT5Encoder.load(reader, device: device, activationDType: .f32, weightDType: weightDType)
     }
 
-    func loadDiT(on device: Device, precision: WanDiT.Precision) throws -> WanDiT {
-        if let arch = randomArchitecture { return try TinyWanModel.dit(config: arch.dit, on: device, precision: precision) }
+    func loadDiT(on device: Device, precision: WanDiT.Precision, deviceWeightBudget: Int? = nil) throws -> WanDiT {
+        if let arch = randomArchitecture {
+            return try TinyWanModel.dit(config: arch.dit, on: device, precision: precision, deviceWeightBudget: deviceWeightBudget)
+        }
         guard case let .files(f) = source else { throw GenerationError.modelFiles("no DiT") }
-        return try WanDiT.load(path: f.dit, device: device, config: try ditConfig(f), precision: precision)
+        return try WanDiT.load(path: f.dit, device: device, config: try ditConfig(f), precision: precision,
+                               deviceWeightBudget: deviceWeightBudget)
+    }
+
+    /// The memory plan of `settings` on a device with `capabilities` (budget: `settings.vramBudget` or the
+    /// device's own memory), from the model's configurations (read from the checkpoint headers for files).
+    public func memoryPlan(_ settings: GenerationSettings, capabilities caps: Capabilities) throws -> GenerationPlan {
+        let dit: WanDiTConfig, t5: WanT5Config, vae: WanVAEConfig, t5DType: DType
+        if let arch = randomArchitecture {
+            (dit, t5, vae, t5DType) = (arch.dit, arch.t5, arch.vae, .f32)
+        } else if case let .files(f) = source {
+            var a = PlanArguments()
+            (a.ditFile, a.t5File, a.vaeFile) = (f.dit, f.textEncoder, f.vae)
+            let c = try a.configurations()
+            (dit, t5, vae, t5DType) = (try ditConfig(f) ?? c.dit, c.t5, c.vae, c.t5WeightDType)
+        } else {
+            throw GenerationError.modelFiles("no model")
+        }
+        return try GenerationPlan(dit: dit, t5: t5, vae: vae, t5WeightDType: t5DType, precision: settings.precision,
+                                  width: settings.width, height: settings.height, frames: settings.frames,
+                                  budget: settings.vramBudget ?? caps.deviceLocalBytes,
+                                  maxArenaBytes: min(caps.maxMemoryAllocationSize, caps.maxBufferSize),
+                                  allowVAETiling: settings.autoVAETiling || settings.vaeTiling != nil,
+                                  allowCPU: settings.allowCPUFallback)
     }
 
     func loadVAE(on device: Device) throws -> WanVAE {

@@ -114,9 +114,12 @@ public enum TinyWanModel {
 
     /// A DiT of `config` (default: the tiny one) with seeded random weights on `device`, matmul weights stored
     /// per `precision`.
-    public static func dit(config: WanDiTConfig = ditConfig, on device: Device, precision: WanDiT.Precision = .fp32) throws -> WanDiT {
-        try WanDiT(config: config, weights: randomWeights(config.expectedTensors(), seed: weightSeed ^ 2, on: device),
-                   device: device, precision: precision)
+    public static func dit(config: WanDiTConfig = ditConfig, on device: Device, precision: WanDiT.Precision = .fp32,
+                           deviceWeightBudget: Int? = nil) throws -> WanDiT {
+        // Weights made on the CPU, placed by the model (device or host memory, FP8 quantised, per its settings).
+        try WanDiT(config: config, weights: randomWeights(config.expectedTensors(), seed: weightSeed ^ 2,
+                                                          on: deviceWeightBudget == nil ? device : Device.cpu()),
+                   device: device, precision: precision, deviceWeightBudget: deviceWeightBudget)
     }
 
     /// A VAE of `config` (default: the tiny one) with seeded random weights on `device` (Wan 2.1's latent mean and std).

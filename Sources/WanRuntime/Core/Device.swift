@@ -185,7 +185,8 @@ public final class Device: @unchecked Sendable, CustomStringConvertible {
 
     // MARK: memory statistics
 
-    /// Device memory: reserved from the driver, in use by tensors, and the peak in use (0 for the CPU).
+    /// Device memory: reserved from the driver (staging included), in use by device-local tensors, and the peak
+    /// of that use (0 for the CPU).
     public var memoryStatistics: (reserved: Int, used: Int, peak: Int) {
         vulkan?.allocator.statistics ?? (0, 0, 0)
     }

@@ -147,8 +147,11 @@ final class VulkanAllocator: @unchecked Sendable {
     }
 
     private func record(_ block: Block, _ off: Int, _ size: Int) -> VulkanAllocation {
-        usedBytes += size
-        peakUsedBytes = max(peakUsedBytes, usedBytes)
+        // "Used" counts device-local tensors: host-resident tensors and staging buffers are host memory.
+        if block.kind == .device {
+            usedBytes += size
+            peakUsedBytes = max(peakUsedBytes, usedBytes)
+        }
         return VulkanAllocation(block: block, offset: off, size: size, allocator: self)
     }
 
@@ -164,7 +167,7 @@ final class VulkanAllocator: @unchecked Sendable {
     func free(_ a: VulkanAllocation) {
         lock.lock()
         defer { lock.unlock() }
-        usedBytes -= a.size
+        if a.block.kind == .device { usedBytes -= a.size }
         let block = a.block
         var list = block.free
         let i = list.firstIndex { $0.offset > a.offset } ?? list.count
@@ -189,7 +192,7 @@ final class VulkanAllocator: @unchecked Sendable {
         }
     }
 
-    /// Bytes reserved from the driver / in use by tensors / the peak in use.
+    /// Bytes reserved from the driver (every kind) / in use by device-local tensors / the peak of that use.
     var statistics: (reserved: Int, used: Int, peak: Int) {
         lock.lock()
         defer { lock.unlock() }
