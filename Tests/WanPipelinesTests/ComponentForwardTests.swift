@@ -10,20 +10,6 @@ import WanRuntime
     static let models = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("WanModelsTests/Fixtures")
 
-    static func devices() throws -> [Device] {
-        let env = ProcessInfo.processInfo.environment
-        let required = (env["CI"].map { !$0.isEmpty && $0 != "0" && $0 != "false" } ?? false) || env["WAN_REQUIRE_VULKAN"] == "1"
-        do { return [Device.cpu(), try Device.vulkan(0)] } catch {
-            if required { throw error }
-            return [Device.cpu()]
-        }
-    }
-
-    static func relError(_ a: [Float], _ b: [Float]) -> Double {
-        var d = 0.0, s = 1e-30
-        for i in a.indices { d = max(d, Double(abs(a[i] - b[i]))); s = max(s, Double(abs(b[i]))) }
-        return d / s
-    }
 
     func temp(_ name: String) -> String {
         FileManager.default.temporaryDirectory.appendingPathComponent("wan-forward-\(UUID().uuidString)-\(name)").path
@@ -38,7 +24,7 @@ import WanRuntime
         try JSONSerialization.data(withJSONObject: tiny).write(to: URL(fileURLWithPath: configPath))
         defer { try? FileManager.default.removeItem(atPath: configPath) }
         let golden = try CheckpointFile.open(dir.appendingPathComponent("cases.safetensors").path)
-        for device in try Self.devices() {
+        for device in try PipelineTestSupport.devices() {
             let out = temp("out.safetensors")
             defer { try? FileManager.default.removeItem(atPath: out) }
             var o = ComponentForward.Options(component: "dit", weights: dir.appendingPathComponent("tiny.safetensors").path,
@@ -50,7 +36,7 @@ import WanRuntime
             #expect(written.map(\.name) == ["out"])
             let result = try CheckpointFile.open(out)
             #expect(result.metadata["component"] == "dit")
-            let err = Self.relError(try result.floats("out"), try golden.floats("a2.out"))
+            let err = PipelineTestSupport.relError(try result.floats("out"), try golden.floats("a2.out"))
             #expect(err <= 1e-4, "\(device.name): \(err)")
         }
     }
@@ -62,7 +48,7 @@ import WanRuntime
         let shape = try #require(io.entry("hidden")?.shape)
         let (b, l, d) = (shape[0], shape[1], shape[2])
         let textLen = l + 10
-        for device in try Self.devices() {
+        for device in try PipelineTestSupport.devices() {
             let out = temp("ctx.safetensors")
             defer { try? FileManager.default.removeItem(atPath: out) }
             var o = ComponentForward.Options(component: "t5", weights: dir.appendingPathComponent("umt5_tiny_transformers.safetensors").path,
@@ -77,7 +63,7 @@ import WanRuntime
                 let n = (0..<l).filter { mask[i * l + $0] != 0 }.count
                 for r in 0..<n { for c in 0..<d { want[(i * textLen + r) * d + c] = hidden[(i * l + r) * d + c] } }
             }
-            #expect(Self.relError(ctx, want) <= 1e-4, "\(device.name)")
+            #expect(PipelineTestSupport.relError(ctx, want) <= 1e-4, "\(device.name)")
         }
     }
 

@@ -30,23 +30,16 @@ import WanRuntime
         return try WanVAE(config: vaeConfig, weights: weights, device: device)
     }
 
-    static func relError(_ a: [Float], _ b: [Float]) -> Double {
-        guard a.count == b.count else { return .infinity }
-        var d = 0.0, s = 1e-30
-        for i in a.indices { d = max(d, Double(abs(a[i] - b[i]))); s = max(s, Double(abs(b[i]))) }
-        return d / s
-    }
-
     @Test(arguments: ["cpu", "vulkan"]) func wholeRunMatchesPyTorch(_ which: String) throws {
-        let device = which == "cpu" ? Device.cpu() : try ComponentForwardTests.devices().last ?? Device.cpu()
+        let device = which == "cpu" ? Device.cpu() : try PipelineTestSupport.devices().last ?? Device.cpu()
         if which == "vulkan" && device.isCPU { return }   // no Vulkan device and none required
         let g = try Self.golden()
         let ids = try ["ids_cond", "ids_uncond"].map { try g.floats($0).map { Int32($0) } }
         let encoder = try UMT5Encoder.load(path: Self.models.appendingPathComponent("umt5/umt5_tiny_official.safetensors").path,
                                            device: device)
         let contexts = try TextToVideo.encodeText(encoder: encoder, ids: ids, textLength: 8)
-        #expect(Self.relError(contexts[0], try g.floats("context_cond")) < 1e-5)
-        #expect(Self.relError(contexts[1], try g.floats("context_uncond")) < 1e-5)
+        #expect(PipelineTestSupport.relError(contexts[0], try g.floats("context_cond")) < 1e-5)
+        #expect(PipelineTestSupport.relError(contexts[1], try g.floats("context_uncond")) < 1e-5)
         #expect(contexts[0][6 * 32..<8 * 32].allSatisfy { $0 == 0 })
 
         let dit = try WanDiT.load(path: Self.models.appendingPathComponent("dit/tiny.safetensors").path, device: device,
@@ -61,7 +54,7 @@ import WanRuntime
                                                  uncond: contexts[1], settings: settings)
             #expect(result.timesteps == (try g.floats("\(name).timesteps").map { Int64($0) }), "\(name)")
             #expect(result.sigmas == (try g.floats("\(name).sigmas")), "\(name)")
-            let latentError = Self.relError(result.latent, try g.floats("\(name).latent"))
+            let latentError = PipelineTestSupport.relError(result.latent, try g.floats("\(name).latent"))
             #expect(latentError < tolerance, "\(name) on \(device.name): latent rel error \(latentError)")
             let video = try vae.decode(latent: result.latent, frames: 2, height: 4, width: 6)
             let expected = try g.floats("\(name).video")
@@ -88,7 +81,7 @@ import WanRuntime
         let n = 16 * 2 * 4 * 6
         #expect(seen.count == 4)
         for (i, x) in seen.enumerated() {
-            #expect(Self.relError(x, Array(xs[i * n..<(i + 1) * n])) < 1e-4, "x_\(i)")
+            #expect(PipelineTestSupport.relError(x, Array(xs[i * n..<(i + 1) * n])) < 1e-4, "x_\(i)")
         }
     }
 
@@ -117,7 +110,7 @@ import WanRuntime
         let written = try ComponentForward.run(o, device: Device.cpu())
         #expect(written.map(\.name) == ["latent", "sigmas", "timesteps"])
         let out = try CheckpointFile.open(o.output)
-        #expect(Self.relError(try out.floats("latent"), try g.floats("dpm++.latent")) < 1e-4)
+        #expect(PipelineTestSupport.relError(try out.floats("latent"), try g.floats("dpm++.latent")) < 1e-4)
         #expect(try out.floats("timesteps") == g.floats("dpm++.timesteps"))
         #expect(out.entry("timesteps")?.dtype == .i64)
         #expect(try out.floats("sigmas") == g.floats("dpm++.sigmas"))

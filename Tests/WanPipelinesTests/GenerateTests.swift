@@ -11,25 +11,10 @@ import WanRuntime
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("WanModelsTests/Fixtures")
 
-    static func vulkan() throws -> Device? {
-        let env = ProcessInfo.processInfo.environment
-        let required = (env["CI"].map { !$0.isEmpty && $0 != "0" && $0 != "false" } ?? false) || env["WAN_REQUIRE_VULKAN"] == "1"
-        do { return try Device.vulkan(0) } catch {
-            if required { throw error }
-            return nil
-        }
-    }
-
     static func scratch() throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("wan-generate-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         return dir
-    }
-
-    static func relError(_ a: [Float], _ b: [Float]) -> Double {
-        var d = 0.0, s = 1e-30
-        for i in a.indices { d = max(d, Double(abs(a[i] - b[i]))); s = max(s, Double(abs(b[i]))) }
-        return d / s
     }
 
     static func small(_ prompt: String = "a red cat walking in the city at night") -> GenerationSettings {
@@ -60,18 +45,18 @@ import WanRuntime
         #expect(events.contains(.frames(done: 5, total: 5)))
         // The latent moved away from the noise (the model did something) and stays bounded.
         let noise = try SeededNoise.normal(shape: [16, 2, 6, 4], seed: 42)
-        #expect(Self.relError(report.latent, noise) > 0.01)
+        #expect(PipelineTestSupport.relError(report.latent, noise) > 0.01)
     }
 
     @Test func sameSeedSameVideoOnCPUAndVulkan() throws {
-        guard let vk = try Self.vulkan() else { return }
+        guard let vk = try PipelineTestSupport.vulkan() else { return }
         let dir = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         let cpu = try TextToVideo(source: .tiny, devices: .init(all: Device.cpu()))
             .generate(Self.small(), output: dir.appendingPathComponent("cpu.y4m").path)
         let gpu = try TextToVideo(source: .tiny, devices: .init(all: vk))
             .generate(Self.small(), output: dir.appendingPathComponent("vk.y4m").path)
-        #expect(Self.relError(gpu.latent, cpu.latent) < 1e-4)
+        #expect(PipelineTestSupport.relError(gpu.latent, cpu.latent) < 1e-4)
         let a = [UInt8](try Data(contentsOf: dir.appendingPathComponent("cpu.y4m")))
         let b = [UInt8](try Data(contentsOf: dir.appendingPathComponent("vk.y4m")))
         #expect(a.count == b.count)
@@ -81,7 +66,7 @@ import WanRuntime
         // Mixed placement: text on the CPU, DiT and VAE on the device.
         let mixed = try TextToVideo(source: .tiny, devices: .init(text: Device.cpu(), dit: vk, vae: vk))
             .generate(Self.small(), output: dir.appendingPathComponent("mixed.y4m").path)
-        #expect(Self.relError(mixed.latent, gpu.latent) < 1e-4)
+        #expect(PipelineTestSupport.relError(mixed.latent, gpu.latent) < 1e-4)
     }
 
     @Test func cfgAsTwoPassesEqualsTheBatchAndGuidanceOneIsTheConditionalPass() throws {
@@ -92,17 +77,17 @@ import WanRuntime
         let batched = try pipeline.generate(s, output: dir.appendingPathComponent("a.y4m").path)
         s.cfgMode = .sequential
         let sequential = try pipeline.generate(s, output: dir.appendingPathComponent("b.y4m").path)
-        #expect(Self.relError(sequential.latent, batched.latent) < 1e-5)
+        #expect(PipelineTestSupport.relError(sequential.latent, batched.latent) < 1e-5)
         s.guidance = 1
         let conditional = try pipeline.generate(s, output: dir.appendingPathComponent("c.y4m").path)
         s.guidance = 5
-        #expect(Self.relError(conditional.latent, batched.latent) > 1e-3)
+        #expect(PipelineTestSupport.relError(conditional.latent, batched.latent) > 1e-3)
         // Other samplers run and differ.
         s.sampler = .euler
         let euler = try pipeline.generate(s, output: dir.appendingPathComponent("d.y4m").path)
         s.sampler = .dpmPlusPlus
         let dpm = try pipeline.generate(s, output: dir.appendingPathComponent("e.y4m").path)
-        #expect(Self.relError(euler.latent, batched.latent) > 1e-4 && Self.relError(dpm.latent, batched.latent) > 1e-4)
+        #expect(PipelineTestSupport.relError(euler.latent, batched.latent) > 1e-4 && PipelineTestSupport.relError(dpm.latent, batched.latent) > 1e-4)
     }
 
     @Test func noiseFromAFileReplacesTheSeed() throws {
@@ -279,7 +264,7 @@ import WanRuntime
 /// A stage that does not fit its Vulkan device runs on the CPU, reported; or fails cleanly when that is not allowed.
 @Suite struct GenerateFallbackTests {
     @Test func stagesThatDoNotFitFallBackToTheCPUVisibly() throws {
-        guard try GenerateTests.vulkan() != nil else { return }
+        guard try PipelineTestSupport.vulkan() != nil else { return }
         let tight = try Device.vulkan(0, options: VulkanOptions(memoryBudget: 64 << 10))
         let dir = try GenerateTests.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -308,7 +293,7 @@ import WanRuntime
 /// before any work.
 @Suite struct GenerateBudgetTests {
     @Test func budgetStepsAreTakenAndReported() throws {
-        guard let vk = try GenerateTests.vulkan(), let caps = vk.vulkan?.capabilities else { return }
+        guard let vk = try PipelineTestSupport.vulkan(), let caps = vk.vulkan?.capabilities else { return }
         let dir = try GenerateTests.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         let pipeline = TextToVideo(source: .tiny, devices: .init(all: vk))
@@ -333,7 +318,7 @@ import WanRuntime
         #expect(notes == plan.steps && notes.contains { $0.hasPrefix("text encoder on the CPU") } && notes.contains { $0.hasPrefix("stream ") })
         #expect(report.record.notes == plan.steps)
         #expect(report.record.device?.hasPrefix("text encoder: cpu, dit: vulkan:0") == true)
-        #expect(GenerateTests.relError(report.latent, cpu.latent) < 1e-4)
+        #expect(PipelineTestSupport.relError(report.latent, cpu.latent) < 1e-4)
         #expect(report.peakDeviceBytes["vulkan:0"].map { $0 <= budget } ?? false)
         // Nothing fits: an error before any work, nothing written.
         s.vramBudget = 1000

@@ -7,15 +7,6 @@ import WanRuntime
 /// `wan plan`: exact weight sizes (spec §1.1), activation plans of shape-only graphs equal to the arenas of the
 /// same graphs compiled with real weights, budget decisions, memory sizes and bad arguments.
 @Suite struct PlanTests {
-    static func vulkan() throws -> Device? {
-        let env = ProcessInfo.processInfo.environment
-        let required = (env["CI"].map { !$0.isEmpty && $0 != "0" && $0 != "false" } ?? false) || env["WAN_REQUIRE_VULKAN"] == "1"
-        do { return try Device.vulkan(0) } catch {
-            if required { throw error }
-            return nil
-        }
-    }
-
     static let gb = 1_000_000_000
 
     // MARK: weights
@@ -84,7 +75,7 @@ import WanRuntime
     /// Streamed blocks: the shape-only plan with a device weight budget equals the compiled streaming session's
     /// arenas (the streamed copies included) on a Vulkan device (the CPU keeps every weight resident).
     @Test func streamedDiTPlanEqualsCompiledArenas() throws {
-        guard let device = try Self.vulkan() else { return }
+        guard let device = try PipelineTestSupport.vulkan() else { return }
         let cfg = TinyWanModel.ditConfig
         let (outside, blocks) = WanDiT.blockWeightBytes(config: cfg, precision: .fp32)
         let budget = outside + blocks[0] + blocks[0] / 2      // every block streamed
@@ -140,7 +131,7 @@ import WanRuntime
     /// On a Vulkan device, each stage's planned device memory is what the allocator's peak shows when the stage
     /// runs (up to the 256-byte padding of each tensor).
     @Test func planMatchesTheAllocatorsPeak() throws {
-        guard let device = try Self.vulkan() else { return }
+        guard let device = try PipelineTestSupport.vulkan() else { return }
         let (width, height, frames) = (64, 48, 9)
         let plan = try GenerationPlan(dit: TinyWanModel.ditConfig, t5: TinyWanModel.t5Config, vae: TinyWanModel.vaeConfig,
                                       t5WeightDType: .f32, width: width, height: height, frames: frames)
