@@ -67,6 +67,13 @@ import WanRuntime
         let mixed = try TextToVideo(source: .tiny, devices: .init(text: Device.cpu(), dit: vk, vae: vk))
             .generate(Self.small(), output: dir.appendingPathComponent("mixed.y4m").path)
         #expect(PipelineTestSupport.relError(mixed.latent, gpu.latent) < 1e-4)
+        // Two Vulkan devices (a second logical device stands in for a second GPU): the DiT on one, text and VAE on the other.
+        let second = try Device.vulkan(0)
+        let two = try TextToVideo(source: .tiny, devices: .init(text: second, dit: vk, vae: second))
+            .generate(Self.small(), output: dir.appendingPathComponent("two.y4m").path)
+        #expect(PipelineTestSupport.relError(two.latent, gpu.latent) < 1e-4)
+        #expect(two.record.device == "text encoder: vulkan:0, dit: vulkan:0, vae decode: vulkan:0")
+        #expect(try Data(contentsOf: dir.appendingPathComponent("two.y4m")) == Data(contentsOf: dir.appendingPathComponent("vk.y4m")))
     }
 
     @Test func cfgAsTwoPassesEqualsTheBatchAndGuidanceOneIsTheConditionalPass() throws {
