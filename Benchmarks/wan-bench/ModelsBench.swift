@@ -33,6 +33,7 @@ let modelsSuite = BenchSuite(name: "models") { ctx in
             _ = try session.run(x: x, timesteps: [500], context: context)
             ms.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
         }
+        if ProcessInfo.processInfo.environment["WAN_PROFILE"] == "1" { ModelsBench.printProfile(try session.graph.timings()) }
         let tokens = frames * (height / 2) * (width / 2)
         rows.append(BenchRow(kernel: real ? "DiT T2V-1.3B forward" : "DiT tiny forward (2 layers, dim 256)",
                              shape: "latent \(frames)x\(height)x\(width) (\(tokens) tokens), ctx \(dit.textLen)",
@@ -106,6 +107,21 @@ let modelsSuite = BenchSuite(name: "models") { ctx in
 }
 
 enum ModelsBench {
+    /// With `WAN_PROFILE=1`: the last run's kernel times summed by kind (label up to the first space or colon).
+    static func printProfile(_ timings: [(label: String, milliseconds: Double)]) {
+        var total: [String: (ms: Double, count: Int)] = [:]
+        for t in timings {
+            let kind = String(t.label.prefix { $0 != " " && $0 != ":" && $0 != "(" })
+            total[kind, default: (0, 0)].ms += t.milliseconds
+            total[kind, default: (0, 0)].count += 1
+        }
+        let all = total.values.reduce(0) { $0 + $1.ms }
+        print("profile (\(timings.count) kernels, \(String(format: "%.1f", all)) ms):")
+        for (kind, v) in total.sorted(by: { $0.value.ms > $1.value.ms }).prefix(12) {
+            print(String(format: "  %-28@ %5d  %10.1f ms  %5.1f%%", kind, v.count, v.ms, 100 * v.ms / max(all, 1e-9)))
+        }
+    }
+
     /// Random f32 weights of the given official shapes (norm weights near 1, others ~N(0, 0.02)-sized).
     static func randomWeights(_ specs: [TensorSpec], device: Device) throws -> [String: Tensor] {
         var out: [String: Tensor] = [:]

@@ -476,7 +476,7 @@ public final class WanDiTSession {
         self.width = width
         self.contextRows = contextRows
         self.clipTokens = cfg.hasImageInput ? clipTokens : nil
-        self.graph = try g.compile(for: model.device)
+        self.graph = try g.compile(for: model.device, profile: ProcessInfo.processInfo.environment["WAN_PROFILE"] == "1")
     }
 
     /// The session's graph (inputs `x`, `t_sinusoid`, `context`, `clip`; output `out`), not compiled.

@@ -21,7 +21,9 @@ public enum Activation: String, Sendable, CaseIterable {
     func apply(_ x: Float) -> Float {
         switch self {
         case .none: return x
-        case .geluTanh: return 0.5 * x * (1 + Foundation.tanh(0.797_884_560_802_865_4 * (x + 0.044715 * x * x * x)))
+        case .geluTanh:
+            let u = 0.797_884_560_8 * (x + 0.044715 * x * x * x)
+            return x / (1 + Foundation.exp(-2 * u))
         case .geluErf: return 0.5 * x * (1 + Foundation.erf(x * 0.707_106_781_186_547_6))
         case .silu: return x / (1 + Foundation.exp(-x))
         }
@@ -401,8 +403,11 @@ enum CPUGEMM {
                     } else {
                         tmp.update(from: src, count: n)
                     }
-                    if activation != .none {
-                        for j in 0..<n { tmp[j] = activation.apply(tmp[j]) }
+                    switch activation {
+                    case .none: break
+                    case .geluTanh: FastMath.geluTanh(tmp, n)
+                    case .silu: FastMath.silu(tmp, n)
+                    case .geluErf: for j in 0..<n { tmp[j] = activation.apply(tmp[j]) }
                     }
                     if let (res, dt) = residual {
                         if dt == .f32 {

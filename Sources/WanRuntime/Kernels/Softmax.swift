@@ -29,7 +29,7 @@ extension CommandList {
                         let p = RowMath.row(src, row: row, n: n, dtype: x.dtype, scratch: buf)
                         for i in 0..<n { buf[i] = p[i] * scale }
                         let m = RowMath.max(buf, n)
-                        for i in 0..<n { buf[i] = Foundation.exp(buf[i] - m) }
+                        FastMath.expShifted(buf, n, by: m)
                         let inv = Float(1 / RowMath.sum(buf, n))
                         for i in 0..<n { buf[i] *= inv }
                         HostConversion.store(buf, to: dst + row * n * out.dtype.size, dtype: out.dtype, count: n)

@@ -86,19 +86,15 @@ enum UnaryMath {
         case .identity: break
         case .geluTanh:
             // 0.5 x (1 + tanh(u)) == x * sigmoid(2u): no cancellation for negative x, no inf/inf.
-            for k in 0..<count {
-                let x = v[k]
-                let u = 0.7978845608 * (x + 0.044715 * x * x * x)
-                v[k] = x / (1 + Foundation.exp(-2 * u))
-            }
+            FastMath.geluTanh(v, count)
         case .geluErf:
             for k in 0..<count {
                 let x = v[k]
                 // 1 + erf(z) = erfc(-z): accurate for negative x as well.
                 v[k] = 0.5 * x * Foundation.erfc(-x * 0.70710678118654752)
             }
-        case .silu: for k in 0..<count { v[k] = v[k] / (1 + Foundation.exp(-v[k])) }
-        case .sigmoid: for k in 0..<count { v[k] = 1 / (1 + Foundation.exp(-v[k])) }
+        case .silu: FastMath.silu(v, count)
+        case .sigmoid: FastMath.sigmoid(v, count)
         case .tanh: for k in 0..<count { v[k] = Foundation.tanh(v[k]) }
         case .exp: for k in 0..<count { v[k] = Foundation.exp(v[k]) }
         case .neg: for k in 0..<count { v[k] = -v[k] }
