@@ -257,12 +257,14 @@ enum CPUAttention {
         var queryBlock, keyBlock: Int
     }
 
-    /// Block sizes: 128 query rows against 256 keys. The blocks already run on every core, so OpenBLAS runs
-    /// single-threaded inside them (`run` sets it for the op): a threaded OpenBLAS call from inside the blocks
-    /// serialises on its lock (measured: 64×64×128 blocks 20× slower than 32×64×128 on 2 cores with OpenBLAS
-    /// threaded; single-threaded, 128×256 blocks ran the 1.3B DiT's attention 1.3× faster than 32×64).
+    /// Block sizes: 32 query rows, and keys such that each sgemm stays at or under OpenBLAS's
+    /// single-thread threshold (M·N·K ≤ 262144): the blocks already run on every core, and a threaded
+    /// OpenBLAS call from inside them serialises on its lock (measured: 64×64×128 blocks ran 20× slower
+    /// than 32×64×128 on 2 cores; 32×64 beat 64×32 by about 1.5×).
     static func blocks(headDim d: Int) -> (queries: Int, keys: Int) {
-        (128, 256)
+        let q = 32
+        let k = max(8, min(256, 262_144 / (q * max(1, d)) / 8 * 8))
+        return (q, k)
     }
 
     static func run(_ pr: Problem, q: Tensor, k: Tensor, v: Tensor, out: Tensor, device: CPUDevice) {
@@ -271,10 +273,6 @@ enum CPUAttention {
         let items = pr.batch * pr.heads * queryBlocks
         let maxLength = pr.lengths.max() ?? 0
         let qHost = q.hostPointer!, kHost = k.hostPointer!, vHost = v.hostPointer!, outHost = out.hostPointer!
-        // One OpenBLAS thread per worker while the blocks run on every core (see `blocks`).
-        let saved = openblas_get_num_threads()
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(saved) }
         device.parallelFor(items, costPerItem: 4 * qb * maxLength * d) { range in
             // Scratch of one worker: converted Q/K/V blocks, scores, output accumulator, row statistics.
             let qs = UnsafeMutablePointer<Float>.allocate(capacity: qb * d)
