@@ -37,6 +37,8 @@ import WanRuntime
             // A latent one tile holds is a plain decode.
             let small = Array(latent.prefix(4 * 2 * 10 * 14))
             let plain = try vae.decode(latent: small, frames: 2, height: 10, width: 14)
+            let again = try vae.decode(latent: small, frames: 2, height: 10, width: 14)
+            #expect(again == plain, "decode is deterministic on \(device.name): max diff \(zip(again, plain).map { abs($0 - $1) }.max() ?? 0)")
             #expect(try vae.decodeTiled(latent: small, frames: 2, height: 10, width: 14, tiling: .init(tile: 16, stride: 12)) == plain)
             #expect(throws: RuntimeError.self) { try vae.decodeTiled(latent: small, frames: 2, height: 10, width: 14, tiling: .init(tile: 4, stride: 6)) }
             #expect(throws: RuntimeError.self) { try vae.decodeTiled(latent: small, frames: 3, height: 10, width: 14) }

@@ -336,3 +336,65 @@ import WanRuntime
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("none.y4m").path))
     }
 }
+
+/// `wan generate` from checkpoint files: the official folder layout is recognised, and a run from files
+/// (umT5, DiT and VAE fixtures of the PyTorch reference, with a config.json and a tokenizer.json) equals the
+/// pipeline's stages composed by hand.
+@Suite struct GenerateFromFilesTests {
+    static let models = GenerateTests.fixtures
+
+    /// An official-style folder: DiT safetensors + config.json, the VAE and umT5 as ".pth" names (the format is
+    /// read from the bytes), the tokenizer under google/umt5-xxl/.
+    static func officialFolder(in dir: URL) throws -> URL {
+        let fm = FileManager.default
+        let root = dir.appendingPathComponent("Wan2.1-T2V-tiny")
+        try fm.createDirectory(at: root.appendingPathComponent("google/umt5-xxl"), withIntermediateDirectories: true)
+        try fm.createSymbolicLink(atPath: root.appendingPathComponent("diffusion_pytorch_model.safetensors").path,
+                                  withDestinationPath: models.appendingPathComponent("dit/tiny.safetensors").path)
+        try Data(#"{"model_type": "t2v", "dim": 32, "ffn_dim": 64, "num_heads": 2, "num_layers": 2, "text_dim": 32, "text_len": 8, "freq_dim": 256}"#.utf8)
+            .write(to: root.appendingPathComponent("config.json"))
+        try fm.createSymbolicLink(atPath: root.appendingPathComponent("models_t5_umt5-xxl-enc-bf16.pth").path,
+                                  withDestinationPath: models.appendingPathComponent("umt5/umt5_tiny_official.safetensors").path)
+        // The fixture VAE with 16 latent channels (its z_dim 4 layers replaced, as in the end-to-end golden).
+        let golden = try CheckpointFile.open(EndToEndGoldenTests.here.appendingPathComponent("Fixtures/e2e_expected.safetensors").path)
+        let base = try CheckpointFile.open(models.appendingPathComponent("vae/weights.safetensors").path)
+        var tensors: [String: (shape: [Int], values: [Float])] = [:]
+        for e in base.entries { tensors[e.name] = (e.shape, try base.floats(e.name)) }
+        for e in golden.entries where e.name.hasPrefix("vae16.") {
+            tensors[String(e.name.dropFirst("vae16.".count))] = (e.shape, try golden.floats(e.name))
+        }
+        try SafetensorsWriter.write(tensors.keys.sorted().map { TensorEntry(name: $0, dtype: .f32, shape: tensors[$0]!.shape) },
+                                    to: root.appendingPathComponent("Wan2.1_VAE.pth").path) { e in
+            HostConversion.encode(tensors[e.name]!.values, as: .f32)
+        }
+        // A tokenizer whose ids fit the fixture umT5's 257-entry vocabulary.
+        try TinyWanModel.tokenizerJSON().write(to: root.appendingPathComponent("google/umt5-xxl/tokenizer.json"))
+        return root
+    }
+
+    @Test func officialFolderRunEqualsTheStages() throws {
+        let dir = try GenerateTests.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let root = try Self.officialFolder(in: dir)
+        let files = try WanModelFiles.resolve([root.path])
+        #expect(files.dit.hasSuffix("diffusion_pytorch_model.safetensors") && files.vae.hasSuffix("Wan2.1_VAE.pth"))
+        #expect(files.textEncoder.hasSuffix("models_t5_umt5-xxl-enc-bf16.pth") && files.tokenizer.hasSuffix("google/umt5-xxl/tokenizer.json"))
+        #expect(files.ditConfigJSON?.hasSuffix("config.json") == true)
+        var s = GenerationSettings(prompt: "a cat")
+        (s.width, s.height, s.frames, s.steps, s.seed, s.negativePrompt) = (48, 32, 5, 3, 11, "dog")
+        for device in try PipelineTestSupport.devices() {
+            let report = try TextToVideo(source: .files(files), devices: .init(all: device))
+                .generate(s, output: dir.appendingPathComponent("v-\(device.isCPU ? "cpu" : "vk").y4m").path)
+            #expect(report.record.modelFiles == files.all)
+            // The same run composed from the stages.
+            let tok = try UnigramTokenizer(contentsOfFile: files.tokenizer)
+            let ids = ["a cat", "dog"].map { tok.encodePrompt($0, maxLength: 8).map(Int32.init) }
+            let encoder = try UMT5Encoder.load(path: files.textEncoder, device: device)
+            let ctx = try TextToVideo.encodeText(encoder: encoder, ids: ids, textLength: 8)
+            let dit = try WanDiT.load(path: files.dit, device: device, config: EndToEndGoldenTests.ditConfig)
+            let noise = try SeededNoise.normal(shape: [16, 2, 4, 6], seed: 11)
+            let sampled = try TextToVideo.denoise(dit: dit, noise: noise, latentShape: [16, 2, 4, 6], cond: ctx[0], uncond: ctx[1], settings: s)
+            #expect(PipelineTestSupport.relError(report.latent, sampled.latent) < 1e-6, "\(device.name)")
+        }
+    }
+}

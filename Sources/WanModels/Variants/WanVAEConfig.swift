@@ -127,8 +127,10 @@ public struct WanVAEConfig: Sendable, Hashable, CustomStringConvertible {
         expectedTensors().map { TensorEntry(name: $0.name, dtype: dtype, shape: $0.shape) }
     }
 
-    /// Reads `dim` and `z_dim` from official names → shapes; the level structure is Wan 2.1's
-    /// (`dim_mult` [1, 2, 4, 4], 2 residual blocks, temporal downsampling [F, T, T]).
+    /// Reads `dim` and `z_dim` from official names → shapes, and the level structure (`dim_mult`,
+    /// `num_res_blocks`, temporal downsampling) from the encoder's blocks: residual blocks per level, the
+    /// resample blocks between levels and which of them have a `time_conv`. Without encoder blocks (a
+    /// decoder-only file) the structure is Wan 2.1's (`dim_mult` [1, 2, 4, 4], 2 residual blocks, [F, T, T]).
     public static func inferred(fromOfficialShapes shapes: [String: [Int]]) throws -> WanVAEConfig {
         func first(_ names: [(String, Int, Int)]) -> Int? {
             for (name, rank, axis) in names { if let s = shapes[name], s.count == rank { return s[axis] } }
@@ -142,7 +144,34 @@ public struct WanVAEConfig: Sendable, Hashable, CustomStringConvertible {
             ?? first([("conv1.weight", 5, 0)]).map({ $0 / 2 }) else {
             throw RuntimeError.invalidArgument("cannot read z_dim: conv1, conv2 and decoder.conv1 are missing")
         }
-        return WanVAEConfig(dim: dim, zDim: zDim)
+        // The encoder's blocks in order: residual blocks (their output width) and resamples (temporal or not).
+        var levelWidths: [[Int]] = [[]]
+        var temporal: [Bool] = []
+        var i = 0
+        while true {
+            let p = "encoder.downsamples.\(i)"
+            if let w = shapes[p + ".residual.2.weight"], w.count == 5 {
+                levelWidths[levelWidths.count - 1].append(w[0])
+            } else if shapes[p + ".resample.1.weight"] != nil {
+                temporal.append(shapes[p + ".time_conv.weight"] != nil)
+                levelWidths.append([])
+            } else {
+                break
+            }
+            i += 1
+        }
+        guard i > 0 else { return WanVAEConfig(dim: dim, zDim: zDim) }
+        let blocks = levelWidths.map(\.count)
+        guard let numResBlocks = blocks.first, numResBlocks > 0, blocks.allSatisfy({ $0 == numResBlocks }),
+              levelWidths.allSatisfy({ Set($0).count == 1 }) else {
+            throw RuntimeError.invalidArgument("VAE encoder levels of uneven structure: \(levelWidths) residual block widths per level")
+        }
+        let widths = levelWidths.map { $0[0] }
+        guard widths.allSatisfy({ $0 % dim == 0 }) else {
+            throw RuntimeError.invalidArgument("VAE encoder widths \(widths) are not multiples of dim \(dim)")
+        }
+        return WanVAEConfig(dim: dim, zDim: zDim, dimMult: widths.map { $0 / dim }, numResBlocks: numResBlocks,
+                            temporalDownsample: temporal)
     }
 
     public var description: String {

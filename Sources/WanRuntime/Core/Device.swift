@@ -37,6 +37,10 @@ public final class Device: @unchecked Sendable, CustomStringConvertible {
     /// Whether this is the CPU device.
     public var isCPU: Bool { vulkan == nil }
 
+    /// `WAN_POISON=1`: new CPU tensors (and Vulkan tensors in mappable memory) are filled with NaN bytes, so that a kernel reading memory it did not
+    /// write shows up as NaN in its results (a debugging aid).
+    static let poison = ProcessInfo.processInfo.environment["WAN_POISON"] == "1"
+
     /// The CPU device (OpenBLAS for GEMM, Swift SIMD elsewhere); one shared instance.
     public static func cpu() -> Device { sharedCPU }
     private static let sharedCPU = Device(backend: .cpu(CPUDevice.shared), name: "cpu")
@@ -96,9 +100,11 @@ public final class Device: @unchecked Sendable, CustomStringConvertible {
         switch backend {
         case .cpu:
             let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
+            if Device.poison { p.initializeMemory(as: UInt8.self, repeating: 0xFF, count: max(bytes, 64)) }
             return Tensor(storage: Storage(device: self, byteCount: bytes, backing: .cpu(p)), dtype: dtype, shape: shape)
         case let .vulkan(v):
             let a = try v.allocator.allocate(bytes, kind: residence == .host ? .staging : .device)
+            if Device.poison, let m = a.mapped { m.initializeMemory(as: UInt8.self, repeating: 0xFF, count: bytes) }
             return Tensor(storage: Storage(device: self, byteCount: bytes, backing: .vulkan(a)), dtype: dtype, shape: shape)
         }
     }
