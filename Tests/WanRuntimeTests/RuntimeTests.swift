@@ -71,8 +71,7 @@ import Testing
         let before = v.allocator.statistics.reserved
         do {
             let t = try d.empty([size], dtype: .u8)
-            #expect(v.allocator.statistics.reserved >= before + size)
-            _ = t
+            withExtendedLifetime(t) { #expect(v.allocator.statistics.reserved >= before + size) }
         }
         #expect(v.allocator.statistics.reserved <= before, "a dedicated block is released with its tensor")
     }
@@ -83,13 +82,16 @@ import Testing
         let d = try Device.vulkan(0, options: VulkanOptions(memoryBudget: budget))
         guard let v = d.vulkan else { return }
         // Under the budget: tensors get blocks of their own (a 256 MiB shared block would not fit).
+        // (Kept alive explicitly: optimised builds may free values after their last use.)
         var held = [try d.empty([256 * 1024]), try d.empty([256 * 1024])]       // 2 × 1 MiB
-        #expect(v.allocator.statistics.reserved <= budget)
-        do {
-            _ = try d.empty([1024 * 1024])                                         // 4 MiB more: over
-            Issue.record("an allocation beyond the budget succeeded")
-        } catch let RuntimeError.outOfDeviceMemory(requested, detail) {
-            #expect(requested == 4 << 20 && detail.contains("budget"))
+        try withExtendedLifetime(held) {
+            #expect(v.allocator.statistics.reserved <= budget)
+            do {
+                _ = try d.empty([1024 * 1024])                                     // 4 MiB more: over
+                Issue.record("an allocation beyond the budget succeeded")
+            } catch let RuntimeError.outOfDeviceMemory(requested, detail) {
+                #expect(requested == 4 << 20 && detail.contains("budget"))
+            }
         }
         held.removeAll()
         #expect(v.allocator.statistics.reserved == 0, "freed dedicated blocks go back to the driver")
@@ -122,6 +124,7 @@ import Testing
         let big = try d.empty([1 << 20], residence: .host)       // 4 MiB of host memory under a 1 MiB device budget
         #expect(big.storage.residence == .host)
         #expect(throws: RuntimeError.self) { _ = try d.empty([1 << 20]) }
+        withExtendedLifetime(big) {}
     }
 
     @Test func uploadDownloadBothPaths() throws {
