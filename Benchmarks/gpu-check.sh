@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # GPU check on a lent machine (see ../shared/research/gpu-run-recipe.md). Two halves:
 #
-#   bash Benchmarks/gpu-check.sh prepare   # here: static release binaries + Debian packages into .gpu/ and .gl/
-#   bash Benchmarks/gpu-check.sh device    # there (device tool, carry [".gpu", ".gl"]): kernel tests + wan-bench
+#   bash Benchmarks/gpu-check.sh prepare   # here: release binaries (stripped, packed as .gpu.tar.gz) + Debian packages in .gl/
+#   bash Benchmarks/gpu-check.sh device    # there (device tool, carry [".gpu.tar.gz", ".gl"], ~38 MiB of the 64 MiB
+#                                          # a run may carry): kernel tests + wan-bench (pass suites, e.g. "models pipeline")
 #
 # The device half unpacks the Vulkan loader and OpenBLAS, prints `wan devices`, runs the kernel tests
 # (Swift Testing) on the GPU's Vulkan driver, then prints the wan-bench tables at full Wan shapes.
@@ -25,6 +26,9 @@ prepare)
     for f in .gpu/wan .gpu/wan-bench .gpu/tests; do
         ldd "$f" | awk '/=> \/opt\/swift/ {print $3}' | xargs -r -I{} cp -n {} .gpu/lib/
     done
+    # Symbols are not needed there; packed, the binaries and the toolchain libraries (ICU data) fit the carry limit.
+    strip .gpu/wan .gpu/wan-bench .gpu/tests .gpu/lib/*.so
+    tar czf .gpu.tar.gz .gpu
     grep -qx '/.gl/' .git/info/exclude 2>/dev/null || echo /.gl/ >> .git/info/exclude
     if [ ! -d .gl ] || [ -z "$(ls .gl/*.deb 2>/dev/null)" ]; then
         mkdir -p .gl /tmp/amd64/partial
@@ -33,9 +37,10 @@ prepare)
         (cd .gl && apt-get $o download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 \
             libopenblas0-pthread libgfortran5 libquadmath0)
     fi
-    du -sh .gpu .gl
+    du -sh .gpu .gpu.tar.gz .gl
     ;;
 device)
+    [ -x .gpu/wan ] || tar xzf .gpu.tar.gz
     for f in .gl/lib{vulkan1,egl1,glvnd0,opengl0,gl1,glx0,gles2}_*.deb; do dpkg -x "$f" /; done
     ldconfig
     mkdir -p /tmp/deps

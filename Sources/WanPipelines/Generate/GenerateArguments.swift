@@ -27,7 +27,8 @@ public struct GenerateArguments: Sendable, Equatable {
                      [--frames N] [--steps N] [--shift S] [--guidance G] [--sampler unipc|dpm++|euler] [--seed N]
                      [--noise FILE.safetensors] [--precision fp32|fp16|bf16|fp8] [--cfg batch|sequential] [--fps N]
                      [--device D] [--text-device D] [--dit-device D] [--vae-device D] [--tokenizer FILE]
-                     [--out video.mp4|video.y4m|image.png|frames/|frames/%04d.png] [--vram-budget SIZE] [--vae-tiling on|off|TILE/STRIDE] [--no-cpu-fallback] [--quiet]
+                     [--out video.mp4|video.y4m|image.png|frames/|frames/%04d.png] [--vram-budget SIZE]
+                     [--vae-tiling on|off|TILE/STRIDE] [--no-cpu-fallback] [--quiet]
         """
 
     public init() {}
