@@ -398,3 +398,56 @@ import WanRuntime
         }
     }
 }
+
+/// The `wan` executable itself (built next to the tests by `swift build --build-tests`): Ctrl-C during a run stops
+/// it with status 130 and leaves nothing under the output name; bad arguments exit with an error before any work.
+@Suite struct GenerateCommandLineTests {
+    /// The `wan` binary beside the test bundle.
+    static func wan() throws -> URL {
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("wan")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        throw GenerationError.modelFiles("the wan executable was not found next to \(CommandLine.arguments[0]); run swift build --build-tests")
+    }
+
+    @Test func ctrlCStopsCleanly() throws {
+        let dir = try GenerateTests.scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let p = Process()
+        p.executableURL = try Self.wan()
+        p.arguments = ["generate", "--model", "tiny", "--prompt", "a cat", "--device", "cpu", "--steps", "1000",
+                       "--size", "32x32", "--frames", "5", "--seed", "1", "--out", dir.appendingPathComponent("v.y4m").path]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        // Wait for sampling to start (a progress line), then interrupt.
+        var seen = Data()
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, !String(decoding: seen, as: UTF8.self).contains("step ") {
+            seen.append(err.fileHandleForReading.availableData)
+        }
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        seen.append(err.fileHandleForReading.readDataToEndOfFile())
+        #expect(p.terminationStatus == 130, "\(String(decoding: seen, as: UTF8.self).suffix(300))")
+        #expect(String(decoding: seen, as: UTF8.self).contains("cancelled"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
+    }
+
+    @Test func badArgumentsFailBeforeWork() throws {
+        let p = Process()
+        p.executableURL = try Self.wan()
+        p.arguments = ["generate", "--model", "tiny", "--prompt", "a cat", "--frames", "6"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        p.waitUntilExit()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(p.terminationStatus != 0 && text.contains("4k + 1"))
+    }
+}
