@@ -27,17 +27,12 @@ let modelsSuite = BenchSuite(name: "models") { ctx in
         let x = Bench.random(dit.inDim * frames * height * width, seed: 7)
         let context = Bench.random(dit.textLen * dit.textDim, seed: 8)
         _ = try session.run(x: x, timesteps: [999], context: context)
-        var ms: [Double] = []
-        for _ in 0..<repeats {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            _ = try session.run(x: x, timesteps: [500], context: context)
-            ms.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
-        }
+        let ditMs = try ModelsBench.medianMilliseconds(repeats) { _ = try session.run(x: x, timesteps: [500], context: context) }
         if ProcessInfo.processInfo.environment["WAN_PROFILE"] == "1" { ModelsBench.printProfile(try session.graph.timings()) }
         let tokens = frames * (height / 2) * (width / 2)
         rows.append(BenchRow(kernel: real ? "DiT T2V-1.3B forward" : "DiT tiny forward (2 layers, dim 256)",
                              shape: "latent \(frames)x\(height)x\(width) (\(tokens) tokens), ctx \(dit.textLen)",
-                             device: Bench.label(device), ms: ms.sorted()[ms.count / 2],
+                             device: Bench.label(device), ms: ditMs,
                              memoryBytes: device.isCPU ? CheckpointBench.peakRSS() - rss0 : device.memoryStatistics.peak,
                              note: device.isCPU ? "peak host RSS" : "peak device memory"))
 
@@ -48,14 +43,9 @@ let modelsSuite = BenchSuite(name: "models") { ctx in
             let bx = Bench.random(dit.inDim * 21 * 60 * 104, seed: 10)
             device.resetPeakMemory()
             _ = try big.run(x: bx, timesteps: [999], context: context)
-            var bigMs: [Double] = []
-            for _ in 0..<repeats {
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                _ = try big.run(x: bx, timesteps: [500], context: context)
-                bigMs.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
-            }
+            let bigMs = try ModelsBench.medianMilliseconds(repeats) { _ = try big.run(x: bx, timesteps: [500], context: context) }
             rows.append(BenchRow(kernel: "DiT T2V-1.3B forward", shape: "latent 21x60x104 (32760 tokens), ctx 512",
-                                 device: Bench.label(device), ms: bigMs.sorted()[bigMs.count / 2],
+                                 device: Bench.label(device), ms: bigMs,
                                  memoryBytes: device.memoryStatistics.peak, note: "peak device memory; PyTorch eager H100: 540 ms"))
         }
 
@@ -71,14 +61,9 @@ let modelsSuite = BenchSuite(name: "models") { ctx in
         let program = try encoder.compile(batch: 1, length: length, textLength: length)
         let ids = [(0..<length).map { Int32($0 * 7 % t5.vocabSize) }]
         try program.run(ids)
-        ms.removeAll()
-        for _ in 0..<repeats {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            try program.run(ids)
-            ms.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
-        }
+        let t5Ms = try ModelsBench.medianMilliseconds(repeats) { try program.run(ids) }
         rows.append(BenchRow(kernel: real ? "umT5-XXL encoder, \(t5.numLayers) of 24 layers" : "umT5 tiny (2 layers, dim 256)",
-                             shape: "L \(length)", device: Bench.label(device), ms: ms.sorted()[ms.count / 2],
+                             shape: "L \(length)", device: Bench.label(device), ms: t5Ms,
                              memoryBytes: device.isCPU ? CheckpointBench.peakRSS() - rss1 : device.memoryStatistics.peak,
                              note: device.isCPU ? "peak host RSS" : "peak device memory"))
 
@@ -91,15 +76,10 @@ let modelsSuite = BenchSuite(name: "models") { ctx in
                              device: device)
         let latent = Bench.random(vaeConfig.zDim * 2 * lh * lw, seed: 9)
         _ = try vae.decode(latent: latent, frames: 2, height: lh, width: lw)
-        ms.removeAll()
-        for _ in 0..<repeats {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            _ = try vae.decode(latent: latent, frames: 2, height: lh, width: lw)
-            ms.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
-        }
+        let vaeMs = try ModelsBench.medianMilliseconds(repeats) { _ = try vae.decode(latent: latent, frames: 2, height: lh, width: lw) }
         rows.append(BenchRow(kernel: real ? "VAE decode (Wan 2.1)" : "VAE decode tiny (dim 8)",
                              shape: "2 latent frames -> 5 x \(8 * lh)x\(8 * lw)", device: Bench.label(device),
-                             ms: ms.sorted()[ms.count / 2],
+                             ms: vaeMs,
                              memoryBytes: device.isCPU ? CheckpointBench.peakRSS() - rss2 : device.memoryStatistics.peak,
                              note: device.isCPU ? "peak host RSS" : "peak device memory"))
     }
@@ -107,6 +87,17 @@ let modelsSuite = BenchSuite(name: "models") { ctx in
 }
 
 enum ModelsBench {
+    /// The median wall time in milliseconds of `repeats` runs of `body` (at least one).
+    static func medianMilliseconds(_ repeats: Int, _ body: () throws -> Void) rethrows -> Double {
+        var ms: [Double] = []
+        for _ in 0..<max(1, repeats) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try body()
+            ms.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+        }
+        return ms.sorted()[ms.count / 2]
+    }
+
     /// With `WAN_PROFILE=1`: the last run's kernel times summed by kind (label up to the first space or colon).
     static func printProfile(_ timings: [(label: String, milliseconds: Double)]) {
         var total: [String: (ms: Double, count: Int)] = [:]
