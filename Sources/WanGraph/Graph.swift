@@ -77,12 +77,16 @@ public final class Graph {
     /// once its last reader has run.
     public func parameter(_ name: String, _ tensor: Tensor) -> Value {
         let v = add(Info(shape: tensor.shape, dtype: tensor.dtype, kind: .parameter(tensor), label: name))
-        guard tensor.storage.residence == .host,
-              let streamed = try? op("stream \(name)", inputs: [v], outputs: [(tensor.shape, tensor.dtype)], record: { cl, ins, outs in
-                  try cl.copy(ins[0], into: outs[0])
-              }).first
-        else { return v }
-        return streamed
+        return tensor.storage.residence == .host ? streamed(v, name) : v
+    }
+
+    /// A copy of the host-resident weight `v` into planned device memory, recorded right here in the run.
+    func streamed(_ v: Value, _ name: String) -> Value {
+        let info = values[v.id]
+        let copy = Info(shape: info.shape, dtype: info.dtype, kind: .intermediate, label: "stream \(name)")
+        let out = add(copy)
+        nodes.append(Node(label: copy.label, inputs: [v], outputs: [out]) { cl, ins, outs in try cl.copy(ins[0], into: outs[0]) })
+        return out
     }
 
     /// Marks `v` as an output readable after each run under `name`.

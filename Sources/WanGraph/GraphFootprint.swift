@@ -42,10 +42,7 @@ extension Graph {
         guard shape.allSatisfy({ $0 >= 0 }) else { throw RuntimeError.invalidArgument("graph: placeholder '\(name)' shape \(shape)") }
         values.append(Info(shape: shape, dtype: dtype, kind: .placeholder(residence), label: name))
         let v = Value(id: values.count - 1)
-        guard residence == .host else { return v }
-        return try op("stream \(name)", inputs: [v], outputs: [(shape, dtype)]) { cl, ins, outs in
-            try cl.copy(ins[0], into: outs[0])
-        }[0]
+        return residence == .host ? streamed(v, name) : v
     }
 
     /// Whether `v` is a placeholder (declared by shape and dtype only).

@@ -493,30 +493,50 @@ public final class WanDiTSession {
         return g
     }
 
+    /// Whether `setConditioning` has filled the context (and CLIP) inputs.
+    private var conditioned = false
+
     /// Runs the pass: `x` [B, in_dim, F, H, W], one timestep per sample, `context` [B, rows, text_dim]
     /// with rows ≤ `contextRows` (zero-padded, rows at and beyond `contextLengths[b]` zeroed), CLIP
     /// features [B, tokens, image_dim] for I2V / FLF2V. Returns [B, out_dim, F, H, W].
     public func run(x: [Float], timesteps: [Double], context: [Float], contextLengths: [Int]? = nil,
                     clipFeatures: [Float]? = nil) throws -> [Float] {
+        try setConditioning(context: context, contextLengths: contextLengths, clipFeatures: clipFeatures)
+        return try run(x: x, timesteps: timesteps)
+    }
+
+    /// Fills the context (and CLIP) inputs once for the following `run(x:timesteps:)` calls (a sampling loop's
+    /// conditioning does not change between steps): `context` [B, rows ≤ contextRows, text_dim], rows at and
+    /// beyond `contextLengths[b]` zeroed; CLIP features [B, tokens, image_dim] for I2V / FLF2V.
+    public func setConditioning(context: [Float], contextLengths: [Int]? = nil, clipFeatures: [Float]? = nil) throws {
         let cfg = model.config
-        guard x.count == batch * cfg.inDim * frames * height * width else {
-            throw RuntimeError.shapeMismatch("DiT: x holds \(x.count) values, expected [\(batch), \(cfg.inDim), \(frames), \(height), \(width)]")
-        }
-        guard timesteps.count == batch else { throw RuntimeError.shapeMismatch("DiT: \(timesteps.count) timesteps for batch \(batch)") }
         guard context.count % (batch * cfg.textDim) == 0 else {
             throw RuntimeError.shapeMismatch("DiT: context of \(context.count) values is not [\(batch), rows, \(cfg.textDim)]")
         }
         let rows = context.count / (batch * cfg.textDim)
-        try graph.setInput("x", x)
-        try graph.setInput("t_sinusoid", timesteps.flatMap { WanDiT.timestepSinusoid($0, dim: cfg.freqDim) })
-        try graph.setInput("context", try WanDiT.padContext(context, batch: batch, rows: rows, textDim: cfg.textDim,
-                                                            textLen: contextRows, lengths: contextLengths))
         if cfg.hasImageInput {
-            guard let clipFeatures else { throw RuntimeError.invalidArgument("DiT \(cfg.modelType): CLIP features are required") }
-            try graph.setInput("clip", clipFeatures)
+            guard clipFeatures != nil else { throw RuntimeError.invalidArgument("DiT \(cfg.modelType): CLIP features are required") }
         } else if clipFeatures != nil {
             throw RuntimeError.invalidArgument("DiT t2v takes no CLIP features")
         }
+        conditioned = false
+        try graph.setInput("context", try WanDiT.padContext(context, batch: batch, rows: rows, textDim: cfg.textDim,
+                                                            textLen: contextRows, lengths: contextLengths))
+        if let clipFeatures { try graph.setInput("clip", clipFeatures) }
+        conditioned = true
+    }
+
+    /// Runs the pass on `x` [B, in_dim, F, H, W] with one timestep per sample and the conditioning last set by
+    /// `setConditioning`. Returns [B, out_dim, F, H, W].
+    public func run(x: [Float], timesteps: [Double]) throws -> [Float] {
+        let cfg = model.config
+        guard conditioned else { throw RuntimeError.invalidState("DiT session: setConditioning before run(x:timesteps:)") }
+        guard x.count == batch * cfg.inDim * frames * height * width else {
+            throw RuntimeError.shapeMismatch("DiT: x holds \(x.count) values, expected [\(batch), \(cfg.inDim), \(frames), \(height), \(width)]")
+        }
+        guard timesteps.count == batch else { throw RuntimeError.shapeMismatch("DiT: \(timesteps.count) timesteps for batch \(batch)") }
+        try graph.setInput("x", x)
+        try graph.setInput("t_sinusoid", timesteps.flatMap { WanDiT.timestepSinusoid($0, dim: cfg.freqDim) })
         try graph.run()
         return try model.device.read(try graph.output("out"))
     }

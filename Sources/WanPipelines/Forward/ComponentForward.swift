@@ -56,12 +56,14 @@ public enum ComponentForward {
             }
             return (try reader.floats(e.name), e.shape)
         }
+        func loadDiT() throws -> WanDiT {
+            try WanDiT.load(path: o.weights, device: device, config: try o.configPath.map { try ditConfig(fromJSON: $0) },
+                            textLen: o.textLen ?? 512, precision: WanDiT.Precision(rawValue: o.precision) ?? .fp32)
+        }
         var results: [(name: String, shape: [Int], values: [Float])] = []
         switch o.component {
         case "sample":
-            let config = try o.configPath.map { try ditConfig(fromJSON: $0) }
-            let model = try WanDiT.load(path: o.weights, device: device, config: config, textLen: o.textLen ?? 512,
-                                        precision: WanDiT.Precision(rawValue: o.precision) ?? .fp32)
+            let model = try loadDiT()
             let noise = try tensor("noise")
             let shape = noise.shape.count == 5 && noise.shape[0] == 1 ? Array(noise.shape.dropFirst()) : noise.shape
             guard shape.count == 4, shape[0] == model.config.inDim else {
@@ -85,9 +87,7 @@ public enum ComponentForward {
             results.append(("sigmas", [result.sigmas.count], result.sigmas))
             results.append(("timesteps", [result.timesteps.count], result.timesteps.map(Float.init)))
         case "dit":
-            let config = try o.configPath.map { try ditConfig(fromJSON: $0) }
-            let model = try WanDiT.load(path: o.weights, device: device, config: config, textLen: o.textLen ?? 512,
-                                        precision: WanDiT.Precision(rawValue: o.precision) ?? .fp32)
+            let model = try loadDiT()
             let x = try tensor("x"), t = try tensor("t"), context = try tensor("context")
             guard x.shape.count == 5, context.shape.count == 3, t.values.count == x.shape[0], context.shape[0] == x.shape[0] else {
                 throw RuntimeError.shapeMismatch("dit inputs: x [B, C, F, H, W], t [B], context [B, L, D]; got x \(x.shape), t \(t.shape), context \(context.shape)")

@@ -250,17 +250,19 @@ public final class TextToVideo {
         let batched = (settings.cfgMode ?? .batch) == .batch && !conditionalOnly
         let session = try dit.session(batch: batched ? 2 : 1, frames: latentShape[1], height: latentShape[2],
                                       width: latentShape[3], contextRows: rows)
-        let both = cond + uncond
+        // The conditioning is uploaded once (twice per step only for CFG as two passes, which alternates it).
+        if conditionalOnly { try session.setConditioning(context: cond) }
+        if batched { try session.setConditioning(context: cond + uncond) }
         return try FlowSampling.sample(noise: noise, steps: settings.steps, shift: settings.shift,
                                        sampler: settings.sampler, guidance: settings.guidance, onStep: onStep) { x, t, _ in
             try cancellation.check()
             let timestep = Double(t)
             if conditionalOnly {
-                let v = try session.run(x: x, timesteps: [timestep], context: cond)
+                let v = try session.run(x: x, timesteps: [timestep])
                 return (v, v)
             }
             if batched {
-                let v = try session.run(x: x + x, timesteps: [timestep, timestep], context: both)
+                let v = try session.run(x: x + x, timesteps: [timestep, timestep])
                 return (Array(v[0..<x.count]), Array(v[x.count...]))
             }
             let c = try session.run(x: x, timesteps: [timestep], context: cond)
@@ -338,12 +340,9 @@ public final class TextToVideo {
     func loadTextEncoder(on device: Device) throws -> UMT5Encoder {
         if let arch = randomArchitecture { return try TinyWanModel.textEncoder(config: arch.t5, on: device) }
         guard case let .files(f) = source else { throw GenerationError.modelFiles("no text encoder") }
-        // Keep 16-bit checkpoints in their dtype (exact, half the memory); activations run in fp32.
         let reader = try CheckpointFile.open(f.textEncoder)
-        let bf16 = reader.entries.filter { $0.dtype == .bf16 }.count
-        let f16 = reader.entries.filter { $0.dtype == .f16 }.count
-        let weightDType: DType = bf16 * 2 > reader.entries.count ? .bf16 : f16 * 2 > reader.entries.count ? .f16 : .f32
-        return try UMT5Encoder.load(reader, device: device, activationDType: .f32, weightDType: weightDType)
+        return try UMT5Encoder.load(reader, device: device, activationDType: .f32,
+                                    weightDType: TextToVideo.textEncoderWeightDType(reader.entries))
     }
 
     func loadDiT(on device: Device, precision: WanDiT.Precision, deviceWeightBudget: Int? = nil) throws -> WanDiT {
@@ -353,6 +352,13 @@ public final class TextToVideo {
         guard case let .files(f) = source else { throw GenerationError.modelFiles("no DiT") }
         return try WanDiT.load(path: f.dit, device: device, config: try ditConfig(f), precision: precision,
                                deviceWeightBudget: deviceWeightBudget)
+    }
+
+    /// How the umT5 weights of a checkpoint are kept: a 16-bit file in its dtype (exact, half the memory),
+    /// anything else (fp32, fp8 scaled) as f32; activations run in fp32 either way.
+    public static func textEncoderWeightDType(_ entries: [TensorEntry]) -> DType {
+        let bf16 = entries.filter { $0.dtype == .bf16 }.count, f16 = entries.filter { $0.dtype == .f16 }.count
+        return bf16 * 2 > entries.count ? .bf16 : f16 * 2 > entries.count ? .f16 : .f32
     }
 
     /// The memory plan of `settings` on a device with `capabilities` (budget: `settings.vramBudget` or the

@@ -144,9 +144,7 @@ public struct PlanArguments: Sendable, Equatable {
         if let t5File {
             guard case let (.t5(c), entries, _) = try detect(t5File, .t5) else { throw GenerationError.modelFiles("\(t5File): not a umT5 checkpoint") }
             t5 = c
-            // As `TextToVideo` loads it: 16-bit files keep their dtype, anything else becomes f32.
-            let bf16 = entries.filter { $0.dtype == .bf16 }.count, f16 = entries.filter { $0.dtype == .f16 }.count
-            t5DType = bf16 * 2 > entries.count ? .bf16 : f16 * 2 > entries.count ? .f16 : .f32
+            t5DType = TextToVideo.textEncoderWeightDType(entries)   // as `TextToVideo` loads it
         }
         if let vaeFile {
             guard case let (.vae(c), _, _) = try detect(vaeFile, .vae) else { throw GenerationError.modelFiles("\(vaeFile): not a VAE checkpoint") }
