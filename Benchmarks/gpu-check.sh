@@ -51,12 +51,22 @@ device)
         export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
     fi
     export WAN_REQUIRE_VULKAN=1 WAN_CACHE_DIR=/tmp/wan-cache
-    echo "== devices"; .gpu/wan devices
-    echo "== kernel tests on the GPU"
-    # The kernel and graph tests (the model tests read fixtures by their source path on the build machine).
-    .gpu/tests --testing-library swift-testing --filter "WanRuntimeTests|WanGraphTests" 2>&1 | grep -E "✘|↳|Test run" | tail -40 || true
-    echo "== benchmarks"
-    .gpu/wan-bench --device vulkan:0 --full --repeats "${REPEATS:-5}" "${@:2}"
+    # Logs go to $OUT (the device tool brings that folder back) or /tmp/wan-gpu.
+    out="${OUT:-/tmp/wan-gpu}"; mkdir -p "$out"
+    # The tests read their fixtures by their source path on the build machine (/work/main/Tests/...).
+    [ -e /work/main ] || { mkdir -p /work && ln -s "$PWD" /work/main; }
+    echo "== devices"; .gpu/wan devices | tee "$out/devices.txt"
+    if [ "${TESTS:-1}" != 0 ]; then
+        echo "== tests on the GPU (${TEST_FILTER:-all suites}, log: tests.log)"
+        # Every suite: kernels against the CPU path, models against the PyTorch goldens, the pipeline.
+        timeout "${TEST_TIMEOUT:-240}" .gpu/tests --testing-library swift-testing ${TEST_FILTER:+--filter "$TEST_FILTER"} \
+            > "$out/tests.log" 2>&1 || echo "tests exited with $?"
+        grep -E "✘|Test run" "$out/tests.log" | grep -v "^.*✘ Test .* recorded an issue with" | tail -40 || true
+        grep -E "recorded an issue" -A3 "$out/tests.log" | head -60 || true
+    fi
+    echo "== benchmarks (${*:2})"
+    timeout "${BENCH_TIMEOUT:-420}" .gpu/wan-bench --device vulkan:0 --full --repeats "${REPEATS:-3}" "${@:2}" 2>&1 \
+        | tee "$out/bench.log" || echo "wan-bench exited with $?"
     ;;
 *)
     echo "usage: $0 prepare|device [SUITE...]" >&2

@@ -94,7 +94,7 @@ uint dtSize(uint dt) { return dt == DT_F32 ? 4u : 2u; }
 float ld(uint64_t base, uint dt, uint i) {
     if (dt == DT_F32) return RoF32(base).v[i];
     uint h = uint(RoU16(base).v[i]);
-    if (dt == DT_F16) return unpackHalf2x16(h).x;
+    if (dt == DT_F16) return f16_to_f32(h);
     return uintBitsToFloat(h << 16);
 }
 
@@ -104,7 +104,7 @@ vec4 load4(uint64_t base, uint dt, bool vec, uint i, int valid) {
         if (vec) {
             if (dt == DT_F32) return RoF32x4(base).v[i >> 2];
             uvec2 w = RoU32x2(base).v[i >> 2];
-            if (dt == DT_F16) return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
+            if (dt == DT_F16) return half4_to_f32(w);
             return vec4(uintBitsToFloat(w.x << 16), uintBitsToFloat(w.x & 0xffff0000u),
                         uintBitsToFloat(w.y << 16), uintBitsToFloat(w.y & 0xffff0000u));
         }

@@ -104,7 +104,7 @@ vec4 load4(uint64_t base, uint dt, bool vec, uint i, int valid) {
         if (vec) {
             if (dt == DT_F32) return RoF32x4(base).v[i >> 2];
             uvec2 w = RoU32x2(base).v[i >> 2];
-            if (dt == DT_F16) return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
+            if (dt == DT_F16) return half4_to_f32(w);
             return vec4(uintBitsToFloat(w.x << 16), uintBitsToFloat(w.x & 0xffff0000u),
                         uintBitsToFloat(w.y << 16), uintBitsToFloat(w.y & 0xffff0000u));
         }
@@ -115,7 +115,7 @@ vec4 load4(uint64_t base, uint dt, bool vec, uint i, int valid) {
         RoU16 h = RoU16(base);
         uvec4 w = uvec4(h.v[i], h.v[i + 1], h.v[i + 2], h.v[i + 3]);
         if (dt == DT_F16)
-            return vec4(unpackHalf2x16(w.x).x, unpackHalf2x16(w.y).x, unpackHalf2x16(w.z).x, unpackHalf2x16(w.w).x);
+            return f16x4_to_f32(w);
         return uintBitsToFloat(w << 16);
     }
     vec4 r = vec4(0.0);

@@ -4,9 +4,16 @@
 //   out[z] = act(alpha * op(A[z]) * op(B[z]) (* scale) + bias) (+ residual[z]).
 // Each workgroup computes a BM x BN tile with (BM/WM) x (BN/WN) subgroups of 32 invocations; each subgroup
 // owns WM x WN outputs as (WM/16) x (WN/16) accumulator fragments. K is walked in BK-wide slices staged
-// into shared memory as fp16 (f32 and bf16 operands are rounded to fp16; fp8 weights decode exactly).
-// The epilogue stores each fragment to a per-subgroup shared scratch and applies bias, activation,
-// residual and the output conversion element by element.
+// into shared memory as fp16 (f32 and bf16 operands are rounded to nearest even; fp8 weights decode
+// exactly), double-buffered: the next slice is read from memory into registers before the MMAs of the
+// current one and written to the other shared buffer after them (one barrier per slice).
+// Staging moves chunks of 8 consecutive elements of an operand's contiguous dimension (one 16-byte load
+// of f16/bf16, two of f32, one 8-byte load of fp8 when VEC_A / VEC_B say the contiguous length is a
+// multiple of 8 and the base address is aligned; element by element with bounds checks otherwise).
+// Shared slices keep the operand's own layout (rows along its contiguous dimension, padded by 8 halves
+// against bank conflicts), and transposed operands are read as column-major fragments.
+// The epilogue stores each fragment to a per-subgroup 16x16 fp32 scratch (aliasing the staging buffers,
+// which are dead by then) and applies scale, bias, activation, residual and the output conversion.
 // Requires subgroup size 32 and a 16x16x16 f16 x f16 -> f32 subgroup-scope shape (checked by the host).
 #extension GL_GOOGLE_include_directive : enable
 #extension GL_NV_cooperative_matrix : require
@@ -35,6 +42,10 @@ layout(constant_id = 13) const uint HAS_BIAS = 0;
 layout(constant_id = 14) const uint HAS_RES = 0;
 layout(constant_id = 15) const uint ACT = 0;     // 0 none, 1 gelu (tanh), 2 gelu (erf), 3 silu
 layout(constant_id = 16) const uint SCALE = 0;   // 0 none, 1 per tensor, 2 per column n
+// 1: the operand's contiguous length (K for A, M for Aᵀ; N for B, K for Bᵀ) is a multiple of 8 and its
+// address (and so every batch's) is aligned to min(16, 8 * element size) bytes: chunks are vector loads.
+layout(constant_id = 17) const uint VEC_A = 0;
+layout(constant_id = 18) const uint VEC_B = 0;
 
 layout(push_constant) uniform P {
     uint64_t a;
@@ -53,18 +64,124 @@ layout(push_constant) uniform P {
     float alpha;
 } p;
 
+layout(buffer_reference, std430, buffer_reference_align = 16) buffer U32x4Ref { uvec4 v[]; };
+layout(buffer_reference, std430, buffer_reference_align = 8) buffer U32x2Ref { uvec2 v[]; };
+
 const uint SUBGROUPS = (BM / WM) * (BN / WN);
 const uint WG = SUBGROUPS * 32u;
 const uint FM = WM / 16u;
 const uint FN = WN / 16u;
-const uint LDA = BK + 8u;   // padded rows (in elements) against bank conflicts
-const uint LDB = BN + 8u;
+// Staged slices in the operands' stored layouts: rows x cols halves, cols contiguous, rows padded to LD.
+const uint A_ROWS = TRANS_A == 0u ? BM : BK;
+const uint A_COLS = TRANS_A == 0u ? BK : BM;
+const uint B_ROWS = TRANS_B == 0u ? BK : BN;
+const uint B_COLS = TRANS_B == 0u ? BN : BK;
+const uint A_LD = A_COLS + 8u;                  // halves; a multiple of 8 (16 bytes)
+const uint B_LD = B_COLS + 8u;
+const uint A_LD4 = A_LD / 8u;                   // in uvec4 (8 halves)
+const uint B_LD4 = B_LD / 8u;
+const uint A_STAGE = A_ROWS * A_LD4;            // uvec4 per buffer
+const uint B_STAGE = B_ROWS * B_LD4;
+const uint A_CPR = A_COLS / 8u;                 // 8-element chunks per row
+const uint B_CPR = B_COLS / 8u;
+const uint A_CHUNKS = A_ROWS * A_CPR;
+const uint B_CHUNKS = B_ROWS * B_CPR;
+const uint CA = (A_CHUNKS + WG - 1u) / WG;      // chunks per invocation
+const uint CB = (B_CHUNKS + WG - 1u) / WG;
+const uint STAGING = 2u * (A_STAGE + B_STAGE);  // A0, A1, B0, B1
+const uint SCRATCH = SUBGROUPS * 64u;           // 16x16 fp32 per subgroup (aliases the staging buffers)
+const uint S_SIZE = STAGING > SCRATCH ? STAGING : SCRATCH;
 
-shared float16_t As[BM * LDA];
-shared float16_t Bs[BK * LDB];
-shared float Cs[SUBGROUPS * 256u];
+shared uvec4 S[S_SIZE];
 
 uint dt_size(uint dt) { return dt == DT_F32 ? 4u : (dt == DT_F16 || dt == DT_BF16) ? 2u : 1u; }
+
+// ---- staging: raw chunks of 8 elements, converted to 8 packed halves ----
+
+// fp32 bits -> fp16 bits, round to nearest even (overflow to infinity, NaN to 0x7e00), as f32_to_f16 in
+// common.glsl but branch-free on four values: results below 2^-14 are rounded by one fp32 addition
+// (0.5 + x has an ulp of 2^-24, the fp16 subnormal quantum; fp32 addition rounds to nearest even).
+uvec4 f32x4_to_f16(uvec4 x) {
+    uvec4 s = (x >> 16) & 0x8000u;
+    uvec4 a = x & 0x7fffffffu;
+    uvec4 nrm = (a + 0xc8000fffu + ((a >> 13) & 1u)) >> 13;      // rebias 127 -> 15, round, drop 13 bits
+    precise vec4 t = uintBitsToFloat(a) + 0.5;
+    uvec4 sub = floatBitsToUint(t) - 0x3f000000u;
+    uvec4 h = mix(nrm, sub, lessThan(a, uvec4(0x38800000u)));
+    h = mix(h, uvec4(0x7c00u), greaterThanEqual(a, uvec4(0x47800000u)));
+    h = mix(h, uvec4(0x7e00u), greaterThan(a, uvec4(0x7f800000u)));
+    return s | h;
+}
+
+// float8 e4m3fn bytes -> fp16 bits, exact (every e4m3 value is a normal fp16 or zero); 0x7f/0xff -> NaN.
+uvec4 e4m3x4_to_f16(uvec4 b) {
+    uvec4 mag = b & 0x7fu;
+    uvec4 nrm = (mag << 7) + 0x2000u;                           // exponent + 8, mantissa << 7
+    uvec4 sub = (floatBitsToUint(vec4(b & 7u) * 0.001953125) >> 13) - (112u << 10); // m * 2^-9
+    uvec4 h = mix(nrm, sub, lessThan(mag, uvec4(8u)));
+    h = mix(h, uvec4(0u), equal(mag, uvec4(0u)));
+    h = mix(h, uvec4(0x7e00u), equal(mag, uvec4(0x7fu)));
+    return ((b & 0x80u) << 8) | h;
+}
+
+
+uvec4 bytes_to_f16(uint dt, uvec2 w) {
+    if (dt == DT_F8E5M2) {   // e5m2 is the top byte of an fp16
+        return uvec4(((w.x & 0xffu) << 8) | ((w.x & 0xff00u) << 16), ((w.x >> 8) & 0xff00u) | (w.x & 0xff000000u),
+                     ((w.y & 0xffu) << 8) | ((w.y & 0xff00u) << 16), ((w.y >> 8) & 0xff00u) | (w.y & 0xff000000u));
+    }
+    uvec4 sh = uvec4(0u, 8u, 16u, 24u);
+    uvec4 h0 = e4m3x4_to_f16((uvec4(w.x) >> sh) & 0xffu), h1 = e4m3x4_to_f16((uvec4(w.y) >> sh) & 0xffu);
+    return uvec4(h0.x | (h0.y << 16), h0.z | (h0.w << 16), h1.x | (h1.y << 16), h1.z | (h1.w << 16));
+}
+
+// Raw chunk (r0, r1) of dtype dt -> 8 halves packed two per word, lowest element first.
+uvec4 to_half8(uint dt, uvec4 r0, uvec4 r1) {
+    if (dt == DT_F16) return r0;
+    if (dt == DT_BF16) {     // even elements in the low halves, odd in the high
+        uvec4 lo = f32x4_to_f16(r0 << 16), hi = f32x4_to_f16(r0 & 0xffff0000u);
+        return lo | (hi << 16);
+    }
+    if (dt == DT_F32) {
+        uvec4 h0 = f32x4_to_f16(r0), h1 = f32x4_to_f16(r1);
+        return uvec4(h0.x | (h0.y << 16), h0.z | (h0.w << 16), h1.x | (h1.y << 16), h1.z | (h1.w << 16));
+    }
+    return bytes_to_f16(dt, r0.xy);
+}
+
+// Loads the 8 elements idx..idx+7 of the operand at base into (r0, r1) in their raw encoding: f32 as 8
+// words, 16-bit types as 8 packed halves in r0, fp8 as 8 bytes in r0.xy. Elements past the row's end
+// (cols_left of them are in range) or of a row out of range read as zero.
+void load_chunk(uint64_t base, uint dt, bool vec, uint idx, bool row_ok, int cols_left, out uvec4 r0, out uvec4 r1) {
+    r0 = uvec4(0u);
+    r1 = uvec4(0u);
+    if (vec) {
+        if (row_ok && cols_left > 0) {   // the contiguous length is a multiple of 8: the whole chunk
+            if (dt == DT_F32) {
+                r0 = U32x4Ref(base).v[idx / 4u];
+                r1 = U32x4Ref(base).v[idx / 4u + 1u];
+            } else if (dt == DT_F16 || dt == DT_BF16) {
+                r0 = U32x4Ref(base).v[idx / 8u];
+            } else {
+                r0.xy = U32x2Ref(base).v[idx / 8u];
+            }
+        }
+        return;
+    }
+    if (!row_ok) return;
+    [[unroll]] for (uint e = 0u; e < 8u; e++) {
+        if (int(e) < cols_left) {
+            if (dt == DT_F32) {
+                uint v = U32Ref(base).v[idx + e];
+                if (e < 4u) r0[e] = v; else r1[e - 4u] = v;
+            } else if (dt == DT_F16 || dt == DT_BF16) {
+                r0[e / 2u] |= uint(U16Ref(base).v[idx + e]) << (16u * (e & 1u));
+            } else {
+                r0[e / 4u] |= uint(U8Ref(base).v[idx + e]) << (8u * (e & 3u));
+            }
+        }
+    }
+}
 
 float tanh_safe(float y) {
     float e = exp(-2.0 * abs(y));
@@ -114,6 +231,11 @@ void main() {
     uint wm = sg / (BN / WN), wn = sg % (BN / WN);
     uint m0 = gl_WorkGroupID.y * BM, n0 = gl_WorkGroupID.x * BN;
     uint M = p.M, N = p.N, K = p.K;
+    uint nk = (K + BK - 1u) / BK;
+    // Where this invocation's chunks sit in the slices (row, first column), the same for every slice.
+    uint aRow[CA], aCol[CA], bRow[CB], bCol[CB];
+    [[unroll]] for (uint c = 0u; c < CA; c++) { uint q = tid + c * WG; aRow[c] = q / A_CPR; aCol[c] = (q % A_CPR) * 8u; }
+    [[unroll]] for (uint c = 0u; c < CB; c++) { uint q = tid + c * WG; bRow[c] = q / B_CPR; bCol[c] = (q % B_CPR) * 8u; }
 
     for (uint z = gl_WorkGroupID.z; z < p.batch; z += gl_NumWorkGroups.z) {
         uint64_t aBase = p.a + uint64_t(z) * uint64_t(p.strideA) * uint64_t(dt_size(A_DT));
@@ -122,44 +244,75 @@ void main() {
         fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> acc[FM * FN];
         [[unroll]] for (uint f = 0; f < FM * FN; f++) acc[f] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
 
-        for (uint k0 = 0; k0 < K; k0 += BK) {
-            // Stage A [BM x BK] and B [BK x BN] as fp16; consecutive invocations read consecutive
-            // addresses of the operand's contiguous dimension.
-            for (uint i = tid; i < BM * BK; i += WG) {
-                uint m, k;
-                if (TRANS_A == 0u) { m = i / BK; k = i % BK; } else { k = i / BM; m = i % BM; }
-                float v = 0.0;
-                if (m0 + m < M && k0 + k < K)
-                    v = load_elem(aBase, A_DT, TRANS_A == 0u ? (m0 + m) * K + k0 + k : (k0 + k) * M + m0 + m);
-                As[m * LDA + k] = float16_t(v);
-            }
-            for (uint i = tid; i < BK * BN; i += WG) {
-                uint k, n;
-                if (TRANS_B == 0u) { k = i / BN; n = i % BN; } else { n = i / BK; k = i % BK; }
-                float v = 0.0;
-                if (n0 + n < N && k0 + k < K)
-                    v = load_elem(bBase, B_DT, TRANS_B == 0u ? (k0 + k) * N + n0 + n : (n0 + n) * K + k0 + k);
-                Bs[k * LDB + n] = float16_t(v);
-            }
-            barrier();
+        // Raw chunks of the next slice, held in registers across the MMAs of the current one.
+        uvec4 ra0[CA], ra1[CA], rb0[CB], rb1[CB];
+
+#define LOAD_SLICE(k0)                                                                                          \
+        {                                                                                                       \
+            /* A slice: rows m (cols k), or rows k (cols m) when transposed. */                                 \
+            uint aRows = TRANS_A == 0u ? M - m0 : K - (k0), aCols = TRANS_A == 0u ? K - (k0) : M - m0;          \
+            uint aLd = TRANS_A == 0u ? K : M, aStart = TRANS_A == 0u ? m0 * K + (k0) : (k0) * M + m0;          \
+            [[unroll]] for (uint c = 0u; c < CA; c++)                                                           \
+                load_chunk(aBase, A_DT, VEC_A != 0u, aStart + aRow[c] * aLd + aCol[c],                          \
+                           tid + c * WG < A_CHUNKS && aRow[c] < aRows, int(aCols) - int(aCol[c]), ra0[c], ra1[c]); \
+            uint bRows = TRANS_B == 0u ? K - (k0) : N - n0, bCols = TRANS_B == 0u ? N - n0 : K - (k0);          \
+            uint bLd = TRANS_B == 0u ? N : K, bStart = TRANS_B == 0u ? (k0) * N + n0 : n0 * K + (k0);          \
+            [[unroll]] for (uint c = 0u; c < CB; c++)                                                           \
+                load_chunk(bBase, B_DT, VEC_B != 0u, bStart + bRow[c] * bLd + bCol[c],                          \
+                           tid + c * WG < B_CHUNKS && bRow[c] < bRows, int(bCols) - int(bCol[c]), rb0[c], rb1[c]); \
+        }
+#define STORE_SLICE(buf)                                                                                        \
+        {                                                                                                       \
+            [[unroll]] for (uint c = 0u; c < CA; c++)                                                           \
+                if (tid + c * WG < A_CHUNKS)                                                                    \
+                    S[(buf) * A_STAGE + aRow[c] * A_LD4 + aCol[c] / 8u] = to_half8(A_DT, ra0[c], ra1[c]);       \
+            [[unroll]] for (uint c = 0u; c < CB; c++)                                                           \
+                if (tid + c * WG < B_CHUNKS)                                                                    \
+                    S[2u * A_STAGE + (buf) * B_STAGE + bRow[c] * B_LD4 + bCol[c] / 8u] = to_half8(B_DT, rb0[c], rb1[c]); \
+        }
+
+        if (nk > 0u) {
+            LOAD_SLICE(0u)
+            STORE_SLICE(0u)
+        }
+        barrier();
+        for (uint t = 0u; t < nk; t++) {
+            uint cur = t & 1u;
+            bool more = t + 1u < nk;
+            if (more) LOAD_SLICE((t + 1u) * BK)
+            uint aOff = cur * A_STAGE, bOff = 2u * A_STAGE + cur * B_STAGE;
             [[unroll]] for (uint kk = 0; kk < BK; kk += 16u) {
                 fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> af[FM];
                 fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> bf[FN];
-                [[unroll]] for (uint i = 0; i < FM; i++) coopMatLoadNV(af[i], As, (wm * WM + i * 16u) * LDA + kk, LDA, false);
-                [[unroll]] for (uint j = 0; j < FN; j++) coopMatLoadNV(bf[j], Bs, kk * LDB + wn * WN + j * 16u, LDB, false);
+                // Offsets in uvec4 (8 halves): fragment corners are multiples of 16 halves.
+                [[unroll]] for (uint i = 0; i < FM; i++) {
+                    uint m = wm * WM + i * 16u;
+                    if (TRANS_A == 0u) coopMatLoadNV(af[i], S, aOff + m * A_LD4 + kk / 8u, A_LD4, false);
+                    else coopMatLoadNV(af[i], S, aOff + kk * A_LD4 + m / 8u, A_LD4, true);
+                }
+                [[unroll]] for (uint j = 0; j < FN; j++) {
+                    uint n = wn * WN + j * 16u;
+                    if (TRANS_B == 0u) coopMatLoadNV(bf[j], S, bOff + kk * B_LD4 + n / 8u, B_LD4, false);
+                    else coopMatLoadNV(bf[j], S, bOff + n * B_LD4 + kk / 8u, B_LD4, true);
+                }
                 [[unroll]] for (uint i = 0; i < FM; i++)
                 [[unroll]] for (uint j = 0; j < FN; j++)
                     acc[i * FN + j] = coopMatMulAddNV(af[i], bf[j], acc[i * FN + j]);
             }
+            // The other buffer was last read in the previous slice, before the barrier that ended it.
+            if (more) STORE_SLICE(cur ^ 1u)
             barrier();
         }
+#undef LOAD_SLICE
+#undef STORE_SLICE
 
-        // Epilogue, one fragment at a time through this subgroup's 16x16 scratch.
+        // Epilogue, one fragment at a time through this subgroup's 16x16 fp32 scratch at S[sg * 64]
+        // (the staging buffers are dead: every read of them happened before the last barrier).
         uint64_t outBase = p.out_ + uint64_t(z) * uint64_t(p.strideOut) * uint64_t(dt_size(OUT_DT));
         uint64_t resBase = p.res + uint64_t(z) * uint64_t(p.strideOut) * uint64_t(dt_size(RES_DT));
         [[unroll]] for (uint i = 0; i < FM; i++) {
             [[unroll]] for (uint j = 0; j < FN; j++) {
-                coopMatStoreNV(acc[i * FN + j], Cs, sg * 256u, 16u, false);
+                coopMatStoreNV(acc[i * FN + j], S, sg * 64u, 4u, false);
                 subgroupMemoryBarrierShared();
                 subgroupBarrier();
                 for (uint e = lane; e < 256u; e += 32u) {
@@ -169,7 +322,7 @@ void main() {
                         float s = p.alpha;
                         if (SCALE == 1u) s *= F32Ref(p.scale).v[0];
                         if (SCALE == 2u) s *= F32Ref(p.scale).v[n];
-                        float v = Cs[sg * 256u + e] * s;
+                        float v = uintBitsToFloat(S[sg * 64u + e / 4u][e % 4u]) * s;
                         if (HAS_BIAS != 0u) v += load_elem(p.bias, BIAS_DT, n);
                         v = activate(v);
                         uint o = m * N + n;
@@ -181,5 +334,7 @@ void main() {
                 subgroupBarrier();
             }
         }
+        // The next batch's first slice overwrites the scratch.
+        barrier();
     }
 }

@@ -37,12 +37,17 @@ struct BenchSuite: Sendable {
 enum Bench {
     /// Median milliseconds of one run of the kernels `record` puts into a command list. On Vulkan the
     /// time is the sum of the kernels' GPU timestamps (so submit overhead is excluded); elsewhere the
-    /// wall time of `run()`. One warm-up run precedes the timed ones.
+    /// wall time of `run()`. Warm-up runs precede the timed ones: one on the CPU, and on a GPU as many as
+    /// fill a quarter of a second (its clocks drop while the host prepares the next row's inputs).
     static func time(_ device: Device, repeats: Int, _ record: (CommandList) throws -> Void) throws -> Double {
         let useTimestamps = device.vulkan?.capabilities.timestampSupported ?? false
         let list = try CommandList(device: device, profile: useTimestamps)
         try record(list)
-        try list.run()
+        let warm0 = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<20 {
+            try list.run()
+            if device.isCPU || DispatchTime.now().uptimeNanoseconds - warm0 > 250_000_000 { break }
+        }
         var samples: [Double] = []
         for _ in 0..<max(1, repeats) {
             let t0 = DispatchTime.now().uptimeNanoseconds

@@ -20,8 +20,10 @@ let gemmSuite = BenchSuite(name: "gemm") { ctx in
                 let x = try device.tensor(Bench.random(m * k, seed: 1), shape: [m, k], dtype: dtype)
                 let w = try device.tensor(Bench.random(n * k, seed: 2), shape: [n, k], dtype: dtype)
                 let out = try device.empty([m, n], dtype: dtype)
+                let tensorCores = device.gemmUsesTensorCores(a: dtype, b: dtype)
                 let ms = try Bench.time(device, repeats: repeats) { try $0.gemm(x, w, out: out, transposeB: true) }
-                rows.append(BenchRow(kernel: "gemm \(dtype) x·Wᵀ", shape: "\(m)x\(n)x\(k)", device: Bench.label(device), ms: ms,
+                rows.append(BenchRow(kernel: "gemm \(dtype) x·Wᵀ\(tensorCores ? " coopmat" : "")", shape: "\(m)x\(n)x\(k)",
+                                     device: Bench.label(device), ms: ms,
                                      flops: flops, bytes: Double((m * k + n * k + m * n) * dtype.size),
                                      memoryBytes: device.memoryStatistics.used))
                 if dtype == .f32 && (m, n, k) == shapes[shapes.count - 1] {
@@ -34,13 +36,22 @@ let gemmSuite = BenchSuite(name: "gemm") { ctx in
                                          ms: ms, flops: flops, bytes: Double((m * k + n * k + m * n) * dtype.size),
                                          memoryBytes: device.memoryStatistics.used))
                 }
-                if dtype == .f16 && device.supportsTensorCoreGEMM {
-                    // The cooperative-matrix (tensor-core) variant, opt-in through WAN_GEMM_COOPMAT=1.
-                    setenv("WAN_GEMM_COOPMAT", "1", 1)
+                if dtype == .f16 && tensorCores {
+                    // The tiled (CUDA-core) kernel on the same operands, for comparison.
+                    setenv("WAN_GEMM_COOPMAT", "0", 1)
                     defer { unsetenv("WAN_GEMM_COOPMAT") }
                     let ms = try Bench.time(device, repeats: repeats) { try $0.gemm(x, w, out: out, transposeB: true) }
-                    rows.append(BenchRow(kernel: "gemm f16 x·Wᵀ coopmat", shape: "\(m)x\(n)x\(k)", device: Bench.label(device), ms: ms,
+                    rows.append(BenchRow(kernel: "gemm f16 x·Wᵀ tiled", shape: "\(m)x\(n)x\(k)", device: Bench.label(device), ms: ms,
                                          flops: flops, bytes: Double((m * k + n * k + m * n) * dtype.size),
+                                         memoryBytes: device.memoryStatistics.used))
+                }
+                if dtype == .f16 && device.gemmUsesTensorCores(a: .f32, b: .f16, fp16Compute: true) {
+                    // The DiT's fp16 mode: f32 activations rounded to fp16 while staged, fp16 weights.
+                    let x32 = try device.tensor(Bench.random(m * k, seed: 1), shape: [m, k])
+                    let out32 = try device.empty([m, n])
+                    let ms = try Bench.time(device, repeats: repeats) { try $0.gemm(x32, w, out: out32, transposeB: true, fp16Compute: true) }
+                    rows.append(BenchRow(kernel: "gemm f32·f16ᵀ->f32 coopmat (fp16 compute)", shape: "\(m)x\(n)x\(k)", device: Bench.label(device),
+                                         ms: ms, flops: flops, bytes: Double((m * k + m * n) * 4 + n * k * 2),
                                          memoryBytes: device.memoryStatistics.used))
                 }
                 if dtype == .f16 {
@@ -49,7 +60,7 @@ let gemmSuite = BenchSuite(name: "gemm") { ctx in
                     let w8 = try device.tensor(bytes: codes, shape: [n, k], dtype: .f8e4m3fn)
                     let scale = try device.tensor([Float](repeating: 0.0025, count: n), shape: [n])
                     let ms = try Bench.time(device, repeats: repeats) { try $0.gemm(x, w8, out: out, transposeB: true, weightScale: scale) }
-                    rows.append(BenchRow(kernel: "gemm f16 x·W8ᵀ (fp8 e4m3)", shape: "\(m)x\(n)x\(k)", device: Bench.label(device), ms: ms,
+                    rows.append(BenchRow(kernel: "gemm f16 x·W8ᵀ (fp8 e4m3)\(device.gemmUsesTensorCores(a: .f16, b: .f8e4m3fn) ? " coopmat" : "")", shape: "\(m)x\(n)x\(k)", device: Bench.label(device), ms: ms,
                                          flops: flops, bytes: Double((m * k + m * n) * dtype.size + n * k),
                                          memoryBytes: device.memoryStatistics.used))
                 }

@@ -15,57 +15,79 @@ let modelsSuite = BenchSuite(name: "models") { ctx in
         let real = ctx.fullSize || !software
         let repeats = max(1, min(ctx.repeats, 3))
 
-        // DiT: T2V-1.3B (30 layers, dim 1536) at latent 2x30x52 (780 tokens), context 512 x 4096.
-        let dit = real ? WanDiTConfig.t2v1_3B
-            : WanDiTConfig(modelType: .t2v, dim: 256, ffnDim: 1024, numHeads: 2, numLayers: 2, textDim: 512)
-        let (frames, height, width) = real ? (2, 30, 52) : (2, 6, 8)
-        let rss0 = CheckpointBench.resetPeakRSS()
-        device.resetPeakMemory()
-        let model = try WanDiT(config: dit, weights: try ModelsBench.randomWeights(dit.expectedTensors(), device: device),
-                               device: device)
-        let session = try model.session(batch: 1, frames: frames, height: height, width: width, contextRows: dit.textLen)
-        let x = Bench.random(dit.inDim * frames * height * width, seed: 7)
-        let context = Bench.random(dit.textLen * dit.textDim, seed: 8)
-        _ = try session.run(x: x, timesteps: [999], context: context)
-        let ditMs = try ModelsBench.medianMilliseconds(repeats) { _ = try session.run(x: x, timesteps: [500], context: context) }
-        if ProcessInfo.processInfo.environment["WAN_PROFILE"] == "1" { ModelsBench.printProfile(try session.graph.timings()) }
-        let tokens = frames * (height / 2) * (width / 2)
-        rows.append(BenchRow(kernel: real ? "DiT T2V-1.3B forward" : "DiT tiny forward (2 layers, dim 256)",
-                             shape: "latent \(frames)x\(height)x\(width) (\(tokens) tokens), ctx \(dit.textLen)",
-                             device: Bench.label(device), ms: ditMs,
-                             memoryBytes: device.isCPU ? CheckpointBench.peakRSS() - rss0 : device.memoryStatistics.peak,
-                             note: device.isCPU ? "peak host RSS" : "peak device memory"))
-
-        // On a hardware GPU at full size: the 1.3B forward at 832x480, 81 frames (latent 21x60x104, L = 32,760),
-        // the shape of a real run (PyTorch eager on an H100: 0.54 s, ../shared/research/gpu-anchors-h100.md).
-        if ctx.fullSize && !software && !device.isCPU {
-            let big = try model.session(batch: 1, frames: 21, height: 60, width: 104, contextRows: dit.textLen)
-            let bx = Bench.random(dit.inDim * 21 * 60 * 104, seed: 10)
+        // Each model in its own scope, so that the next one's peak device memory does not count it.
+        do {
+            // DiT: T2V-1.3B (30 layers, dim 1536) at latent 2x30x52 (780 tokens), context 512 x 4096.
+            let dit = real ? WanDiTConfig.t2v1_3B
+                : WanDiTConfig(modelType: .t2v, dim: 256, ffnDim: 1024, numHeads: 2, numLayers: 2, textDim: 512)
+            let (frames, height, width) = real ? (2, 30, 52) : (2, 6, 8)
+            let rss0 = CheckpointBench.resetPeakRSS()
             device.resetPeakMemory()
-            _ = try big.run(x: bx, timesteps: [999], context: context)
-            let bigMs = try ModelsBench.medianMilliseconds(repeats) { _ = try big.run(x: bx, timesteps: [500], context: context) }
-            rows.append(BenchRow(kernel: "DiT T2V-1.3B forward", shape: "latent 21x60x104 (32760 tokens), ctx 512",
-                                 device: Bench.label(device), ms: bigMs,
-                                 memoryBytes: device.memoryStatistics.peak, note: "peak device memory; PyTorch eager H100: 540 ms"))
+            let model = try WanDiT(config: dit, weights: try ModelsBench.randomWeights(dit.expectedTensors(), device: device),
+                                   device: device)
+            let session = try model.session(batch: 1, frames: frames, height: height, width: width, contextRows: dit.textLen)
+            let x = Bench.random(dit.inDim * frames * height * width, seed: 7)
+            let context = Bench.random(dit.textLen * dit.textDim, seed: 8)
+            _ = try session.run(x: x, timesteps: [999], context: context)
+            let ditMs = try ModelsBench.medianMilliseconds(repeats) { _ = try session.run(x: x, timesteps: [500], context: context) }
+            if ProcessInfo.processInfo.environment["WAN_PROFILE"] == "1" { ModelsBench.printProfile(try session.graph.timings()) }
+            let tokens = frames * (height / 2) * (width / 2)
+            rows.append(BenchRow(kernel: real ? "DiT T2V-1.3B forward" : "DiT tiny forward (2 layers, dim 256)",
+                                 shape: "latent \(frames)x\(height)x\(width) (\(tokens) tokens), ctx \(dit.textLen)",
+                                 device: Bench.label(device), ms: ditMs,
+                                 memoryBytes: device.isCPU ? CheckpointBench.peakRSS() - rss0 : device.memoryStatistics.peak,
+                                 note: device.isCPU ? "peak host RSS" : "peak device memory"))
+
+            // On a hardware GPU at full size: the 1.3B forward at 832x480, 81 frames (latent 21x60x104, L = 32,760),
+            // the shape of a real run (PyTorch eager on an H100: 0.54 s, ../shared/research/gpu-anchors-h100.md).
+            if ctx.fullSize && !software && !device.isCPU {
+                let big = try model.session(batch: 1, frames: 21, height: 60, width: 104, contextRows: dit.textLen)
+                let bx = Bench.random(dit.inDim * 21 * 60 * 104, seed: 10)
+                device.resetPeakMemory()
+                _ = try big.run(x: bx, timesteps: [999], context: context)
+                // Tens of seconds a run with the scalar kernels: one timed run after the warm-up.
+                let bigMs = try ModelsBench.medianMilliseconds(1) { _ = try big.run(x: bx, timesteps: [500], context: context) }
+                if ProcessInfo.processInfo.environment["WAN_PROFILE"] == "1" { ModelsBench.printProfile(try big.graph.timings()) }
+                rows.append(BenchRow(kernel: "DiT T2V-1.3B forward", shape: "latent 21x60x104 (32760 tokens), ctx 512",
+                                     device: Bench.label(device), ms: bigMs,
+                                     memoryBytes: device.memoryStatistics.peak, note: "peak device memory; PyTorch eager H100: 540 ms"))
+                // The same forward in the fp16 mode: fp16 matmul weights, and on tensor cores the matmuls and
+                // attentions with their activations rounded to fp16 (fp32 accumulation).
+                let half = try WanDiT(config: dit, weights: try ModelsBench.randomWeights(dit.expectedTensors(), device: device),
+                                      device: device, precision: .fp16)
+                let hs = try half.session(batch: 1, frames: 21, height: 60, width: 104, contextRows: dit.textLen)
+                device.resetPeakMemory()
+                let ref = try big.run(x: bx, timesteps: [500], context: context)
+                let got = try hs.run(x: bx, timesteps: [500], context: context)
+                let halfMs = try ModelsBench.medianMilliseconds(repeats) { _ = try hs.run(x: bx, timesteps: [500], context: context) }
+                if ProcessInfo.processInfo.environment["WAN_PROFILE"] == "1" { ModelsBench.printProfile(try hs.graph.timings()) }
+                var diff = 0.0, scale = 1e-30
+                for i in ref.indices { diff = max(diff, Double(abs(ref[i] - got[i]))); scale = max(scale, Double(abs(ref[i]))) }
+                rows.append(BenchRow(kernel: "DiT T2V-1.3B forward, --precision fp16", shape: "latent 21x60x104 (32760 tokens), ctx 512",
+                                     device: Bench.label(device), ms: halfMs, memoryBytes: device.memoryStatistics.peak,
+                                     note: String(format: "peak device memory; max rel. diff to fp32 %.1e", diff / scale)))
+            }
         }
 
-        // umT5-XXL with 4 layers (of 24) at full width; the vocabulary trimmed to 32k rows (the gather
-        // reads only the rows of the ids, so the table size does not change the time).
-        let t5 = real ? WanT5Config(vocabSize: 32_000, numLayers: 4)
-            : WanT5Config(vocabSize: 1000, dim: 256, dimAttn: 256, dimFFN: 640, numHeads: 4, numLayers: 2)
-        let length = real ? 512 : 64
-        let rss1 = CheckpointBench.resetPeakRSS()
-        device.resetPeakMemory()
-        let encoder = try UMT5Encoder(config: t5, weights: try ModelsBench.randomWeights(t5.expectedTensors(), device: device),
-                                      device: device)
-        let program = try encoder.compile(batch: 1, length: length, textLength: length)
-        let ids = [(0..<length).map { Int32($0 * 7 % t5.vocabSize) }]
-        try program.run(ids)
-        let t5Ms = try ModelsBench.medianMilliseconds(repeats) { try program.run(ids) }
-        rows.append(BenchRow(kernel: real ? "umT5-XXL encoder, \(t5.numLayers) of 24 layers" : "umT5 tiny (2 layers, dim 256)",
-                             shape: "L \(length)", device: Bench.label(device), ms: t5Ms,
-                             memoryBytes: device.isCPU ? CheckpointBench.peakRSS() - rss1 : device.memoryStatistics.peak,
-                             note: device.isCPU ? "peak host RSS" : "peak device memory"))
+        do {
+            // umT5-XXL with 4 layers (of 24) at full width; the vocabulary trimmed to 32k rows (the gather
+            // reads only the rows of the ids, so the table size does not change the time).
+            let t5 = real ? WanT5Config(vocabSize: 32_000, numLayers: 4)
+                : WanT5Config(vocabSize: 1000, dim: 256, dimAttn: 256, dimFFN: 640, numHeads: 4, numLayers: 2)
+            let length = real ? 512 : 64
+            let rss1 = CheckpointBench.resetPeakRSS()
+            device.resetPeakMemory()
+            let encoder = try UMT5Encoder(config: t5, weights: try ModelsBench.randomWeights(t5.expectedTensors(), device: device),
+                                          device: device)
+            let program = try encoder.compile(batch: 1, length: length, textLength: length)
+            let ids = [(0..<length).map { Int32($0 * 7 % t5.vocabSize) }]
+            try program.run(ids)
+            let t5Ms = try ModelsBench.medianMilliseconds(repeats) { try program.run(ids) }
+            rows.append(BenchRow(kernel: real ? "umT5-XXL encoder, \(t5.numLayers) of 24 layers" : "umT5 tiny (2 layers, dim 256)",
+                                 shape: "L \(length)", device: Bench.label(device), ms: t5Ms,
+                                 memoryBytes: device.isCPU ? CheckpointBench.peakRSS() - rss1 : device.memoryStatistics.peak,
+                                 note: device.isCPU ? "peak host RSS" : "peak device memory"))
+        }
 
         // VAE decode of 2 latent frames (5 video frames) at 240x416, one latent frame per chunk.
         let vaeConfig = real ? WanVAEConfig() : WanVAEConfig(dim: 8, dimMult: [1, 2, 2, 2], numResBlocks: 1)

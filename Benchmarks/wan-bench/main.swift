@@ -3,7 +3,7 @@ import WanRuntime
 
 // wan-bench: kernel benchmarks, the Vulkan device against the CPU (OpenBLAS) side by side.
 //
-//   swift run -c release wan-bench [--device vulkan:N|cpu|all] [--full|--small] [--repeats N] [SUITE...]
+//   swift run -c release wan-bench [--device all|cpu|vulkan:N[,...]] [--full|--small] [--repeats N] [SUITE...]
 //
 // Shapes are Wan's real ones on a real GPU (--full, the default there) and scaled down on lavapipe/CPU.
 
@@ -32,7 +32,7 @@ while let a = args.next() {
     case "--small": sizeArg = false
     case "--repeats": repeats = Int(args.next() ?? "") ?? repeats
     case "-h", "--help":
-        print("usage: wan-bench [--device vulkan:N|cpu|all] [--full|--small] [--repeats N] [SUITE...]")
+        print("usage: wan-bench [--device all|cpu|vulkan:N[,...]] [--full|--small] [--repeats N] [SUITE...]")
         print("suites: " + suites.map(\.name).joined(separator: ", "))
         exit(0)
     default: filters.append(a)
@@ -40,13 +40,15 @@ while let a = args.next() {
 }
 
 do {
-    var devices: [Device] = [Device.cpu()]
+    // `all`: the CPU and every Vulkan device; otherwise a comma-separated list (`cpu,vulkan:0`, `vulkan:0`).
+    var devices: [Device] = []
     if deviceArg == "all" {
+        devices.append(Device.cpu())
         if let list = try? Device.enumerateVulkan() {
             for info in list { devices.append(try Device.vulkan(info.index)) }
         }
-    } else if deviceArg != "cpu" {
-        devices.append(try Device.open(deviceArg))
+    } else {
+        for name in deviceArg.split(separator: ",") { devices.append(try Device.open(String(name))) }
     }
     let hardware = devices.compactMap(\.vulkan).contains { !$0.capabilities.isSoftware }
     let full = sizeArg ?? hardware

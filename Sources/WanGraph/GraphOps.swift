@@ -30,10 +30,11 @@ extension Graph {
         let ba = Array(sa.dropLast(2)), bb = Array(sb.dropLast(2))
         guard k == kb, ba.isEmpty || bb.isEmpty || ba == bb else { throw RuntimeError.shapeMismatch("gemm: \(sa) · \(sb)") }
         let (ins, split) = operands([a, b], [bias, residual, weightScale])
+        let fast = fp16Compute
         return try one("gemm", ins, (ba.isEmpty ? bb : ba) + [m, n], dtype ?? self.dtype(a)) { cl, ts, out in
             let (r, o) = split(ts)
             try cl.gemm(r[0], r[1], out: out, transposeA: transposeA, transposeB: transposeB, alpha: alpha, bias: o[0],
-                        activation: activation, residual: o[1], weightScale: o[2])
+                        activation: activation, residual: o[1], weightScale: o[2], fp16Compute: fast)
         }
     }
 
@@ -95,8 +96,9 @@ extension Graph {
     /// Attention of q [B, Lq, H, D] over k, v [B, Lk, H, D] (see `CommandList.attention`).
     public func attention(q: Value, k: Value, v: Value, scale: Float? = nil, keyLengths: [Int]? = nil, dtype: DType? = nil) throws -> Value {
         guard shape(q).count == 4 else { throw RuntimeError.shapeMismatch("attention: q \(shape(q)) is not [B, L, H, D]") }
+        let fast = fp16Compute
         return try one("attention", [q, k, v], shape(q), dtype ?? self.dtype(q)) { cl, ts, out in
-            try cl.attention(q: ts[0], k: ts[1], v: ts[2], out: out, scale: scale, keyLengths: keyLengths)
+            try cl.attention(q: ts[0], k: ts[1], v: ts[2], out: out, scale: scale, keyLengths: keyLengths, fp16Compute: fast)
         }
     }
 

@@ -16,12 +16,15 @@ private struct AttentionCase: CustomStringConvertible {
     var headMajorKV = false
     var tile: AttentionTile?
     var cpuBlocks: (queries: Int, keys: Int)?
+    /// Forces the tensor-core variant on or off on Vulkan (nil: the policy).
+    var coopmat: Bool?
 
     var description: String {
         "B\(batch) Lq\(lq) Lk\(lk) H\(heads) D\(d) \(qType),\(kType),\(vType)->\(outType)"
             + (lengths.map { " lengths \($0)" } ?? "") + (scale.map { " scale \($0)" } ?? "")
             + (magnitude != 1 ? " ±\(magnitude)" : "") + (fused ? " fused" : "") + (headMajorKV ? " kv[B,H,L,D]" : "")
             + " tile \(tile.map { "\($0)" } ?? "auto")" + (cpuBlocks.map { " cpu \($0.queries)x\($0.keys)" } ?? "")
+            + (coopmat.map { $0 ? " coopmat" : " no coopmat" } ?? "")
     }
 }
 
@@ -77,7 +80,8 @@ private func runCase(_ c: AttentionCase, on devices: [Device], seed: UInt64) thr
         }
         let out = try device.empty([b, lq, h, d], dtype: c.outType)
         let list = try CommandList(device: device)
-        try list.attention(q: q, k: k, v: v, out: out, scale: c.scale, keyLengths: c.lengths, tile: c.tile, cpuBlocks: c.cpuBlocks)
+        try list.attention(q: q, k: k, v: v, out: out, scale: c.scale, keyLengths: c.lengths, tile: c.tile, cpuBlocks: c.cpuBlocks,
+                           coopmat: device.isCPU ? nil : c.coopmat)
         try list.run()
         got.append(try device.read(out))
     }
@@ -285,5 +289,51 @@ private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol:
                                  tile: AttentionTile(br: 64, bc: 64, threads: 100), cpuBlocks: nil)
             }
         }
+    }
+}
+
+/// The tensor-core variant (`attention_coopmat.comp`): against float64 on the device where it runs (q, k, v
+/// and the probabilities rounded to fp16, so fp16 tolerances); elsewhere (lavapipe) forcing it is a clear error.
+@Suite struct AttentionCoopmatTests {
+    @Test func coopmatVariant() throws {
+        guard let d = try TestDevices.vulkan(), let caps = d.vulkan?.capabilities else { return }
+        #expect(!AttentionCoopmat.supported(caps, headDim: 24), "head dims must be multiples of 16")
+        #expect(!AttentionCoopmat.supported(caps, headDim: 256), "at most 128 (register accumulators)")
+        guard AttentionCoopmat.supported(caps, headDim: 64) else {
+            #expect(throws: RuntimeError.self) { try check(AttentionCase(d: 64, coopmat: true), devices: [d]) }
+            #expect(!AttentionCoopmat.chosen(caps, headDim: 64, inputs: [.f16, .f16, .f16], fp16Compute: true))
+            print("note: \(caps.deviceName) has no usable NV cooperative matrix; the tensor-core attention was not run")
+            return
+        }
+        // The policy (unless WAN_ATTN_COOPMAT overrides it): 16-bit inputs, or f32 with fp16 compute allowed.
+        if getenv("WAN_ATTN_COOPMAT") == nil {
+            #expect(AttentionCoopmat.chosen(caps, headDim: 128, inputs: [.bf16, .bf16, .bf16], fp16Compute: false))
+            #expect(!AttentionCoopmat.chosen(caps, headDim: 128, inputs: [.f32, .f32, .f32], fp16Compute: false))
+            #expect(AttentionCoopmat.chosen(caps, headDim: 128, inputs: [.f32, .f32, .f32], fp16Compute: true))
+        }
+        let tol = 2e-2
+        // Odd lengths (query blocks of 64 and key blocks of 64 both ragged), every head dim the shader takes.
+        try check(AttentionCase(batch: 2, lq: 150, lk: 77, heads: 3, d: 64, qType: .f16, kType: .f16, vType: .f16,
+                                outType: .f16, coopmat: true), devices: [d], tol: tol)
+        try check(AttentionCase(batch: 1, lq: 300, lk: 513, heads: 2, d: 128, qType: .bf16, kType: .bf16, vType: .bf16,
+                                outType: .bf16, coopmat: true), devices: [d], seed: 2, tol: tol)
+        try check(AttentionCase(batch: 1, lq: 33, lk: 1, heads: 2, d: 16, qType: .f16, kType: .f16, vType: .f16,
+                                coopmat: true), devices: [d], seed: 3, tol: tol)
+        // f32 inputs rounded to fp16 (what fp16 compute does), f32 output; mixed dtypes.
+        try check(AttentionCase(batch: 2, lq: 65, lk: 130, heads: 2, d: 32, coopmat: true), devices: [d], seed: 4, tol: tol)
+        try check(AttentionCase(batch: 1, lq: 70, lk: 64, heads: 2, d: 48, qType: .f32, kType: .bf16, vType: .f16,
+                                coopmat: true), devices: [d], seed: 5, tol: tol)
+        // Key-length masking (the masked keys hold NaN), different per batch.
+        try check(AttentionCase(batch: 2, lq: 40, lk: 150, heads: 2, d: 64, qType: .f16, kType: .f16, vType: .f16,
+                                lengths: [150, 23], coopmat: true), devices: [d], seed: 6, tol: tol)
+        // Strided views: slices of a fused QKV tensor, and head-major k, v.
+        try check(AttentionCase(batch: 1, lq: 70, lk: 70, heads: 2, d: 64, qType: .f16, kType: .f16, vType: .f16,
+                                fused: true, coopmat: true), devices: [d], seed: 7, tol: tol)
+        try check(AttentionCase(batch: 2, lq: 21, lk: 33, heads: 3, d: 16, qType: .bf16, kType: .bf16, vType: .bf16,
+                                headMajorKV: true, coopmat: true), devices: [d], seed: 8, tol: tol)
+        // Large logits (softmax far from uniform).
+        try check(AttentionCase(batch: 1, lq: 64, lk: 96, heads: 1, d: 64, qType: .f16, kType: .f16, vType: .f16,
+                                magnitude: 4, coopmat: true), devices: [d], seed: 9, tol: tol)
+        TestDevices.checkValidation()
     }
 }

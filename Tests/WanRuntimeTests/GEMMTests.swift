@@ -319,35 +319,139 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
 /// The tensor-core variant: checked against float64 where the device has VK_NV_cooperative_matrix;
 /// elsewhere (lavapipe) asking for it is a clear error and the policy never picks it.
 @Suite struct GEMMCoopmatTests {
+    /// Norm-relative error allowed against the float64 reference of the fp16-rounded operands.
+    static let tolerance = 1e-2
+
+    /// One tensor-core GEMM against float64, its operands rounded to fp16 as the shader stages them (f32
+    /// and bf16 to nearest even; fp8 decodes exactly): out[z] = act(alpha·op(A[z])·op(B[z])·scale + bias)
+    /// (+ residual[z]). batchA / batchB 0: that operand is unbatched (shared).
+    private func check(_ d: Device, m: Int, n: Int, k: Int, batchA: Int = 0, batchB: Int = 0,
+                       transA: Bool = false, transB: Bool = true, aType: DType = .f16, bType: DType = .f16,
+                       outType: DType = .f32, alpha: Float = 1, bias: Bool = false, activation: Activation = .none,
+                       residualType: DType? = nil, perColumnScale: Bool = false, seed: UInt64,
+                       sourceLocation: SourceLocation = #_sourceLocation) throws {
+        var rng = TestRandom(seed: seed)
+        let batchDims: [Int] = batchA > 0 ? [batchA] : batchB > 0 ? [batchB] : []
+        let batch = batchDims.first ?? 1
+        let aShape: [Int] = (batchA > 0 ? [batchA] : []) + (transA ? [k, m] : [m, k])
+        let bShape: [Int] = (batchB > 0 ? [batchB] : []) + (transB ? [n, k] : [k, n])
+        let outShape: [Int] = batchDims + [m, n]
+        let aStored = quantized(rng.floats(aShape.reduce(1, *)), aType)
+        let aHalf = quantized(aStored, .f16)
+        let bt: Tensor, bHalf: [Float]
+        if bType == .f8e4m3fn || bType == .f8e5m2 {
+            let codes = (0..<bShape.reduce(1, *)).map { _ -> UInt8 in
+                var c = UInt8(truncatingIfNeeded: rng.next())
+                if bType == .f8e4m3fn && c & 0x7f == 0x7f { c &= 0xfe }   // no NaN codes
+                if bType == .f8e5m2 && c & 0x7c == 0x7c { c &= 0xbb }     // no inf/NaN codes
+                return c
+            }
+            bt = try d.tensor(bytes: codes, shape: bShape, dtype: bType)
+            bHalf = HostConversion.decode(codes, as: bType)   // every fp8 value is exact in fp16
+        } else {
+            let stored = quantized(rng.floats(bShape.reduce(1, *)), bType)
+            bt = try d.tensor(stored, shape: bShape, dtype: bType)
+            bHalf = quantized(stored, .f16)
+        }
+        let scales = perColumnScale ? rng.floats(n, 0.001, 0.01) : nil
+        let biasVals = bias ? rng.floats(n) : nil
+        let resVals = residualType.map { quantized(rng.floats(batch * m * n), $0) }
+
+        let at = try d.tensor(aStored, shape: aShape, dtype: aType)
+        let st = try scales.map { try d.tensor($0, shape: [n]) }
+        let biasT = try biasVals.map { try d.tensor($0, shape: [n]) }
+        let resT = try resVals.map { try d.tensor($0, shape: outShape, dtype: residualType!) }
+        let out = try d.empty(outShape, dtype: outType)
+        let cl = try CommandList(device: d)
+        try cl.gemm(at, bt, out: out, transposeA: transA, transposeB: transB, alpha: alpha, bias: biasT,
+                    activation: activation, residual: resT, weightScale: st, tile: nil, coopmat: true)
+        try cl.run()
+
+        var want = [Double](repeating: 0, count: batch * m * n)
+        for z in 0..<batch {
+            let aOff = batchA > 0 ? z * m * k : 0, bOff = batchB > 0 ? z * k * n : 0
+            for i in 0..<m {
+                for j in 0..<n {
+                    var s = 0.0
+                    for l in 0..<k {
+                        let av = transA ? aHalf[aOff + l * m + i] : aHalf[aOff + i * k + l]
+                        let bv = transB ? bHalf[bOff + j * k + l] : bHalf[bOff + l * n + j]
+                        s += Double(av) * Double(bv)
+                    }
+                    var v = Double(alpha) * s * (scales.map { Double($0[j]) } ?? 1) + (biasVals.map { Double($0[j]) } ?? 0)
+                    v = activationReference(activation, v)
+                    let o = z * m * n + i * n + j
+                    if let resVals { v += Double(resVals[o]) }
+                    want[o] = v
+                }
+            }
+        }
+        let err = maxRelativeError(try d.read(out), want)
+        let label = "\(batchA)/\(batchB) \(m)x\(n)x\(k) A\(transA ? "ᵀ" : "") \(aType) B\(transB ? "ᵀ" : "") \(bType) -> \(outType)"
+            + " bias \(bias) \(activation) res \(residualType.map { "\($0)" } ?? "-") scale \(perColumnScale)"
+        #expect(err <= Self.tolerance, "\(d.name) coopmat \(label): error \(err)", sourceLocation: sourceLocation)
+    }
+
     @Test func coopmatVariant() throws {
         guard let d = try TestDevices.vulkan(), let caps = d.vulkan?.capabilities else { return }
-        var rng = TestRandom(seed: 31)
-        let (m, n, k) = (150, 133, 70)
-        let a = quantized(rng.floats(m * k), .f16), w = quantized(rng.floats(n * k), .f16), bias = rng.floats(n)
-        let at = try d.tensor(a, shape: [m, k], dtype: .f16), wt = try d.tensor(w, shape: [n, k], dtype: .f16)
-        let bt = try d.tensor(bias, shape: [n]), out = try d.empty([m, n], dtype: .f32)
-        let cl = try CommandList(device: d)
         #expect(!GEMMCoopmat.chosen(caps, a: .f32, b: .f32), "f32 operands never take the fp16 tensor-core path")
         guard GEMMCoopmat.supported(caps) else {
+            let at = try d.tensor([Float](repeating: 0.5, count: 6 * 8), shape: [6, 8], dtype: .f16)
+            let wt = try d.tensor([Float](repeating: 0.5, count: 5 * 8), shape: [5, 8], dtype: .f16)
+            let out = try d.empty([6, 5], dtype: .f32)
+            let cl = try CommandList(device: d)
             #expect(throws: RuntimeError.self) {
-                try cl.gemm(at, wt, out: out, transposeA: false, transposeB: true, alpha: 1, bias: bt, activation: .none,
+                try cl.gemm(at, wt, out: out, transposeA: false, transposeB: true, alpha: 1, bias: nil, activation: .none,
                             residual: nil, tile: nil, coopmat: true)
             }
             print("note: \(caps.deviceName) has no usable NV cooperative matrix; the tensor-core GEMM was not run")
             return
         }
-        try cl.gemm(at, wt, out: out, transposeA: false, transposeB: true, alpha: 1, bias: bt, activation: .geluTanh,
-                    residual: nil, tile: nil, coopmat: true)
-        try cl.run()
-        var ref = [Double](repeating: 0, count: m * n)
-        for i in 0..<m {
-            for j in 0..<n {
-                var s = Double(bias[j])
-                for kk in 0..<k { s += Double(a[i * k + kk]) * Double(w[j * k + kk]) }
-                ref[i * n + j] = 0.5 * s * (1 + tanh(0.7978845608028654 * (s + 0.044715 * s * s * s)))
-            }
+        if getenv("WAN_GEMM_COOPMAT") == nil {
+            // The policy: 16-bit/FP8 weights with 16-bit activations, or f32 activations with fp16 compute allowed.
+            #expect(GEMMCoopmat.chosen(caps, a: .f16, b: .f16) && GEMMCoopmat.chosen(caps, a: .bf16, b: .f8e4m3fn))
+            #expect(!GEMMCoopmat.chosen(caps, a: .f32, b: .f16))
+            #expect(GEMMCoopmat.chosen(caps, a: .f32, b: .bf16, fp16Compute: true))
+            #expect(!GEMMCoopmat.chosen(caps, a: .f32, b: .f32, fp16Compute: true), "f32 weights stay exact")
         }
-        #expect(maxRelativeError(try d.read(out), ref) <= 1e-4)
+        // Odd sizes (edges in M, N and K; element-by-element staging) in every transpose combination, and
+        // sizes that are multiples of 8 (16-byte staging; partial tiles in M and N; several K slices).
+        var seed: UInt64 = 31
+        for (transA, transB) in [(false, true), (false, false), (true, false), (true, true)] {
+            try check(d, m: 150, n: 133, k: 70, transA: transA, transB: transB, bias: true, activation: .geluTanh, seed: seed)
+            try check(d, m: 136, n: 72, k: 64, transA: transA, transB: transB, seed: seed + 100)
+            seed += 1
+        }
+        // The vectorized path on a larger problem (x·Wᵀ, and the untransposed weight).
+        try check(d, m: 300, n: 264, k: 520, seed: 40)
+        try check(d, m: 300, n: 264, k: 520, transB: false, seed: 41)
+        // One operand vectorized, the other staged element by element (odd M for Aᵀ, odd N for B).
+        try check(d, m: 77, n: 72, k: 64, transA: true, seed: 42)
+        try check(d, m: 72, n: 77, k: 64, transB: false, seed: 43)
+        // A in bf16 and f32 (rounded to fp16 when staged), both staging paths.
+        for aType in [DType.bf16, .f32] {
+            try check(d, m: 150, n: 133, k: 70, aType: aType, seed: 50)
+            try check(d, m: 136, n: 72, k: 64, transA: true, aType: aType, bType: .bf16, seed: 51)
+            try check(d, m: 136, n: 72, k: 64, aType: aType, bType: .f32, seed: 52)
+        }
+        // FP8 weights with a per-column scale (and e5m2 without a scale), both layouts, both staging paths.
+        for transB in [true, false] {
+            try check(d, m: 150, n: 133, k: 70, transB: transB, bType: .f8e4m3fn, bias: true, perColumnScale: true, seed: 60)
+            try check(d, m: 136, n: 72, k: 64, transB: transB, bType: .f8e4m3fn, perColumnScale: true, seed: 61)
+            try check(d, m: 136, n: 72, k: 64, transB: transB, aType: .bf16, bType: .f8e5m2, seed: 62)
+        }
+        // Batches: A [3, M, K] with a shared B (folded into M), a transposed batched A with a shared B,
+        // and A and B both batched.
+        try check(d, m: 50, n: 40, k: 72, batchA: 3, seed: 70)
+        try check(d, m: 45, n: 40, k: 70, batchA: 3, transA: true, transB: false, seed: 71)
+        try check(d, m: 37, n: 29, k: 48, batchA: 3, batchB: 3, transA: true, transB: false, seed: 72)
+        try check(d, m: 40, n: 48, k: 56, batchA: 3, batchB: 3, seed: 73)
+        // Epilogue: alpha, bias, gelu and a residual; a 16-bit output with a bf16 residual.
+        try check(d, m: 150, n: 133, k: 70, batchA: 2, alpha: 0.5, bias: true, activation: .geluTanh,
+                  residualType: .f32, seed: 80)
+        try check(d, m: 136, n: 72, k: 64, outType: .f16, bias: true, activation: .geluErf, residualType: .bf16, seed: 81)
+        try check(d, m: 136, n: 72, k: 64, aType: .bf16, bType: .f8e4m3fn, outType: .bf16, bias: true,
+                  activation: .silu, residualType: .f16, perColumnScale: true, seed: 82)
         TestDevices.checkValidation()
     }
 }

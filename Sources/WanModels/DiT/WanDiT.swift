@@ -15,7 +15,9 @@ public final class WanDiT: Sendable {
     public enum Precision: String, Sendable, CaseIterable {
         /// Every weight in fp32 (the default; the official fp32 numerics).
         case fp32
-        /// Patch/text embedding and block Linear weights in fp16, fp32 accumulation and activations.
+        /// Patch/text embedding and block Linear weights in fp16, fp32 accumulation and activations. On a GPU
+        /// with tensor cores (every reduced mode) those matmuls and the attentions round their activations to
+        /// fp16 on the way in (`Graph.fp16Compute`); the residual stream, norms and statistics stay fp32.
         case fp16
         /// Patch/text embedding and block Linear weights in bf16 (RNE from fp32), fp32 accumulation and activations.
         case bf16
@@ -484,6 +486,9 @@ public final class WanDiTSession {
                       clipTokens: Int?) throws -> Graph {
         let cfg = model.config
         let g = Graph()
+        // Reduced-precision modes: the 16-bit/FP8 matmuls and the attentions may run on tensor cores with their
+        // f32 activations rounded to fp16 (fp32 accumulation); fp32 weights (time embedding, modulation, head) stay exact.
+        g.fp16Compute = model.precision != .fp32
         let x = try g.input("x", shape: [batch, cfg.inDim, frames, height, width])
         let t = try g.input("t_sinusoid", shape: [batch, cfg.freqDim])
         let c = try g.input("context", shape: [batch, contextRows, cfg.textDim])

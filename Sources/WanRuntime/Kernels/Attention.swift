@@ -120,19 +120,66 @@ struct AttentionTile: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// The tensor-core attention variant (`attention_coopmat.comp`, VK_NV_cooperative_matrix 16×16×16 fp16 →
+/// fp32): q, k, v and the probabilities rounded to fp16, fp32 softmax statistics and accumulation.
+enum AttentionCoopmat {
+    /// Subgroups per workgroup (16 query rows each) and keys per block.
+    static let subgroups = 4, keysPerBlock = 64
+
+    /// Shared memory the shader declares for head dim `d` (mirrors `tile`, `Ss`, `Ps`, `rowScale`, `rowIds`).
+    static func sharedBytes(headDim d: Int) -> Int {
+        let br = 16 * subgroups, bc = keysPerBlock
+        return max(br, bc) * (d + 8) * 2 + subgroups * 16 * (bc + 4) * 4 + subgroups * 16 * (bc + 8) * 2
+            + subgroups * 16 * 4 + 256 * 4
+    }
+
+    /// Whether the device can run the variant for head dim `d` (a multiple of 16, at most 128: the
+    /// per-subgroup output accumulators live in registers).
+    static func supported(_ caps: Capabilities, headDim d: Int) -> Bool {
+        d % 16 == 0 && d <= 128 && caps.nvCooperativeMatrix && caps.subgroupSize == 32 && caps.shaderFloat16
+            && caps.cooperativeMatrixShapesNV.contains {
+                $0.m == 16 && $0.n == 16 && $0.k == 16 && $0.a == "f16" && $0.b == "f16" && $0.c == "f32"
+                    && $0.result == "f32" && $0.scope == "subgroup"
+            }
+            && caps.subgroupOperations.contains("shuffle")
+            && caps.maxComputeSharedMemorySize >= sharedBytes(headDim: d)
+            && caps.maxComputeWorkGroupInvocations >= 32 * subgroups
+    }
+
+    /// The policy: `WAN_ATTN_COOPMAT=0` never, `=1` whenever supported; otherwise when supported and
+    /// either every input is 16-bit or the caller allowed fp16 compute.
+    static func chosen(_ caps: Capabilities, headDim d: Int, inputs: [DType], fp16Compute: Bool) -> Bool {
+        guard supported(caps, headDim: d) else { return false }
+        if let env = getenv("WAN_ATTN_COOPMAT"), env.pointee != 0 { return String(cString: env) == "1" }
+        return fp16Compute || inputs.allSatisfy { $0 == .f16 || $0 == .bf16 }
+    }
+}
+
+extension Device {
+    /// Whether `attention` of head dim `d` over inputs of `inputs` dtypes runs on tensor cores here (the policy,
+    /// `WAN_ATTN_COOPMAT` included).
+    public func attentionUsesTensorCores(headDim d: Int, inputs: [DType], fp16Compute: Bool = false) -> Bool {
+        vulkan.map { AttentionCoopmat.chosen($0.capabilities, headDim: d, inputs: inputs, fp16Compute: fp16Compute) } ?? false
+    }
+}
+
 extension CommandList {
     /// out = softmax(q·kᵀ·scale) · v per batch and head, without materialising the Lq×Lk matrix (fp32
     /// softmax statistics and accumulation). q is [B, Lq, H, D], k and v [B, Lk, H, D] (views with the
     /// head dim contiguous, e.g. slices of a fused QKV tensor), out dense [B, Lq, H, D]; `scale` defaults
-    /// to 1/√D; `keyLengths[b]` (1...Lk) masks the keys at and beyond it in batch b.
-    public func attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, scale: Float? = nil, keyLengths: [Int]? = nil) throws {
-        try attention(q: q, k: k, v: v, out: out, scale: scale, keyLengths: keyLengths, tile: nil, cpuBlocks: nil)
+    /// to 1/√D; `keyLengths[b]` (1...Lk) masks the keys at and beyond it in batch b. With `fp16Compute`
+    /// a device with tensor cores may round f32 inputs to fp16 (16-bit inputs take that path anyway).
+    public func attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, scale: Float? = nil, keyLengths: [Int]? = nil,
+                          fp16Compute: Bool = false) throws {
+        try attention(q: q, k: k, v: v, out: out, scale: scale, keyLengths: keyLengths, tile: nil, cpuBlocks: nil,
+                      fp16Compute: fp16Compute)
     }
 
     /// `attention` with an explicit Vulkan tile and CPU block sizes (query rows, keys) for tests and
-    /// benchmarks; nil picks them.
+    /// benchmarks; nil picks them. `coopmat` forces the tensor-core variant on or off (nil: the policy).
     func attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, scale: Float?, keyLengths: [Int]?,
-                   tile: AttentionTile?, cpuBlocks: (queries: Int, keys: Int)?) throws {
+                   tile: AttentionTile?, cpuBlocks: (queries: Int, keys: Int)?, fp16Compute: Bool = false,
+                   coopmat: Bool? = nil) throws {
         let op = "attention"
         try checkDevice([q, k, v, out], op: op)
         for (name, t) in [("q", q), ("k", k), ("v", v), ("out", out)] {
@@ -199,22 +246,38 @@ extension CommandList {
             }
         case let .vulkan(r):
             let caps = r.device.capabilities
-            let t = try tile ?? AttentionTile.choose(caps, headDim: d, queries: lq, heads: heads, batch: batch)
-            let m = try t.validate(caps, headDim: d)
             func vectorizable(_ x: Tensor, _ st: [Int]) -> Bool {
                 d % 4 == 0 && st.allSatisfy { $0 % 4 == 0 } && x.deviceAddress % UInt64(4 * x.dtype.size) == 0
             }
-            let constants: [UInt32] = [
-                UInt32(t.threads), UInt32(t.br), UInt32(t.bc), UInt32(d), UInt32(t.dk), UInt32(t.ck),
-                UInt32(m.tm), UInt32(m.tn), UInt32(m.tm2), UInt32(m.tn2),
-                q.dtype.code, k.dtype.code, v.dtype.code, out.dtype.code,
-                vectorizable(q, qs) ? 1 : 0, vectorizable(k, ks) ? 1 : 0, vectorizable(v, vs) ? 1 : 0,
-                (t.unroll ?? !caps.isSoftware) ? 1 : 0,
-            ]
+            let vec: [UInt32] = [vectorizable(q, qs) ? 1 : 0, vectorizable(k, ks) ? 1 : 0, vectorizable(v, vs) ? 1 : 0]
             guard heads <= caps.maxComputeWorkGroupCount[1] else {
                 throw RuntimeError.invalidArgument("\(op): \(heads) heads exceed the device's workgroup count limit \(caps.maxComputeWorkGroupCount[1])")
             }
-            let queryBlocks = (lq + t.br - 1) / t.br
+            let kernel: Kernel, constants: [UInt32], rowsPerGroup: Int, tileLabel: String
+            if coopmat ?? AttentionCoopmat.chosen(caps, headDim: d, inputs: [q.dtype, k.dtype, v.dtype], fp16Compute: fp16Compute) {
+                guard AttentionCoopmat.supported(caps, headDim: d) else {
+                    throw RuntimeError.missingFeature(device: caps.deviceName,
+                                                      feature: "VK_NV_cooperative_matrix 16x16x16 f16->f32, subgroup size 32 and shuffles, head dim a multiple of 16 up to 128 (got \(d))")
+                }
+                let c = AttentionCoopmat.self
+                kernel = Kernel(name: "attention_coopmat", spirv: SPIRV.attention_coopmat)
+                constants = [UInt32(32 * c.subgroups), UInt32(c.subgroups), UInt32(c.keysPerBlock), UInt32(d),
+                             q.dtype.code, k.dtype.code, v.dtype.code, out.dtype.code] + vec
+                rowsPerGroup = 16 * c.subgroups
+                tileLabel = "coopmat"
+            } else {
+                let t = try tile ?? AttentionTile.choose(caps, headDim: d, queries: lq, heads: heads, batch: batch)
+                let m = try t.validate(caps, headDim: d)
+                kernel = Kernel(name: "attention", spirv: SPIRV.attention)
+                constants = [
+                    UInt32(t.threads), UInt32(t.br), UInt32(t.bc), UInt32(d), UInt32(t.dk), UInt32(t.ck),
+                    UInt32(m.tm), UInt32(m.tn), UInt32(m.tm2), UInt32(m.tn2),
+                    q.dtype.code, k.dtype.code, v.dtype.code, out.dtype.code,
+                ] + vec + [(t.unroll ?? !caps.isSoftware) ? 1 : 0]
+                rowsPerGroup = t.br
+                tileLabel = "\(t)"
+            }
+            let queryBlocks = (lq + rowsPerGroup - 1) / rowsPerGroup
             // One dispatch per run of batches with the same key length (the shader masks by push constant).
             var b0 = 0
             while b0 < batch {
@@ -235,9 +298,8 @@ extension CommandList {
                 let groups = (min(queryBlocks, caps.maxComputeWorkGroupCount[0], 65535), heads,
                               min(b1 - b0, caps.maxComputeWorkGroupCount[2], 65535))
                 let written = try out.sliced(dim: 0, b0..<b1)
-                try r.dispatch(Kernel(name: "attention", spirv: SPIRV.attention), constants: constants, push: p,
-                               groups: groups, reads: [q, k, v], writes: [written],
-                               label: label + (masked ? " keys \(lengths[b0])" : "") + " [\(t)]")
+                try r.dispatch(kernel, constants: constants, push: p, groups: groups, reads: [q, k, v], writes: [written],
+                               label: label + (masked ? " keys \(lengths[b0])" : "") + " [\(tileLabel)]")
                 b0 = b1
             }
         }

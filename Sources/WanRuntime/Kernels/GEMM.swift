@@ -103,15 +103,25 @@ struct GEMMTile: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// The tensor-core GEMM variant (`gemm_coopmat.comp`, VK_NV_cooperative_matrix 16×16×16 fp16 → fp32):
-/// used for f16/bf16/fp8 operands when the device has it and `WAN_GEMM_COOPMAT=1` (opt-in until its
-/// numerics and speed are confirmed on real hardware; f32 operands always take the exact tiled path).
+/// The tensor-core GEMM variant (`gemm_coopmat.comp`, VK_NV_cooperative_matrix 16×16×16 fp16 → fp32,
+/// operands rounded to fp16 while staged): used where the device has it for 16-bit/FP8 weights with 16-bit
+/// activations, or with f32 activations when the caller allows fp16 compute; f32 weights stay exact.
 enum GEMMCoopmat {
-    /// Tile: BM, BN, BK, subgroup tile WM×WN (8 subgroups of 32 for 128×128).
+    /// Tile: BM, BN, BK, subgroup tile WM×WN (8 subgroups of 32 for 128×128, 2×4 accumulators each).
     static let bm = 128, bn = 128, bk = 32, wm = 64, wn = 32
     static var threads: Int { (bm / wm) * (bn / wn) * 32 }
-    /// Shared memory of the fp16 A and B slices plus the fp32 epilogue scratch.
-    static var sharedBytes: Int { bm * (bk + 8) * 2 + bk * (bn + 8) * 2 + (threads / 32) * 256 * 4 }
+    /// Shared memory: two fp16 slices of A and two of B (double buffering), rows padded by 8 halves, in the
+    /// larger of the plain and transposed layouts; the per-subgroup 16×16 fp32 epilogue scratch reuses them.
+    static var sharedBytes: Int {
+        let a = max(bm * (bk + 8), bk * (bm + 8)), b = max(bk * (bn + 8), bn * (bk + 8))
+        return max(2 * (a + b) * 2, (threads / 32) * 256 * 4)
+    }
+
+    /// Whether the shader may stage an operand in 8-element vector loads: its contiguous length is a
+    /// multiple of 8 and its address aligned to 8 elements (16 bytes at most).
+    static func vectorizable(_ x: Tensor, contiguousLength: Int) -> Bool {
+        contiguousLength % 8 == 0 && x.deviceAddress % UInt64(min(16, 8 * x.dtype.size)) == 0
+    }
 
     /// Whether the device can run the variant.
     static func supported(_ caps: Capabilities) -> Bool {
@@ -123,10 +133,12 @@ enum GEMMCoopmat {
             }
     }
 
-    /// The policy: opt-in through `WAN_GEMM_COOPMAT=1`, never for f32 operands.
-    static func chosen(_ caps: Capabilities, a: DType, b: DType) -> Bool {
-        guard let env = getenv("WAN_GEMM_COOPMAT"), String(cString: env) == "1" else { return false }
-        return a != .f32 && b != .f32 && supported(caps)
+    /// The policy: `WAN_GEMM_COOPMAT=0` never, `=1` whenever supported (any operands); otherwise when supported,
+    /// B is not f32 and A is not f32 unless the caller allowed fp16 compute.
+    static func chosen(_ caps: Capabilities, a: DType, b: DType, fp16Compute: Bool = false) -> Bool {
+        guard supported(caps) else { return false }
+        if let env = getenv("WAN_GEMM_COOPMAT"), env.pointee != 0 { return String(cString: env) == "1" }
+        return b != .f32 && (a != .f32 || fp16Compute)
     }
 }
 
@@ -136,18 +148,19 @@ extension CommandList {
     /// layout), either may be unbatched (shared); out and residual are [..., M, N], bias is [N].
     /// B may be FP8 (e4m3fn / e5m2, weights kept one byte on the device and decoded while tiles are
     /// staged) with `weightScale`, an f32 tensor of 1 (per tensor) or N (per output channel) values:
-    /// out = act(alpha · op(A) · op(decode(B)) · scale + bias) (+ residual).
+    /// out = act(alpha · op(A) · op(decode(B)) · scale + bias) (+ residual). With `fp16Compute` a device with
+    /// tensor cores may round f32 operands to fp16 (fp32 accumulation).
     public func gemm(_ a: Tensor, _ b: Tensor, out: Tensor, transposeA: Bool = false, transposeB: Bool = false,
                      alpha: Float = 1, bias: Tensor? = nil, activation: Activation = .none, residual: Tensor? = nil,
-                     weightScale: Tensor? = nil) throws {
+                     weightScale: Tensor? = nil, fp16Compute: Bool = false) throws {
         try gemm(a, b, out: out, transposeA: transposeA, transposeB: transposeB, alpha: alpha, bias: bias,
-                 activation: activation, residual: residual, weightScale: weightScale, tile: nil)
+                 activation: activation, residual: residual, weightScale: weightScale, tile: nil, fp16Compute: fp16Compute)
     }
 
     /// `gemm` with an explicit Vulkan tile configuration (tests and benchmarks); nil picks one.
     func gemm(_ a: Tensor, _ b: Tensor, out: Tensor, transposeA: Bool, transposeB: Bool, alpha: Float,
               bias: Tensor?, activation: Activation, residual: Tensor?, weightScale: Tensor? = nil, tile: GEMMTile?,
-              coopmat: Bool? = nil) throws {
+              coopmat: Bool? = nil, fp16Compute: Bool = false) throws {
         let op = "gemm"
         try checkDevice([a, b, out] + [bias, residual, weightScale].compactMap { $0 }, op: op)
         for (name, t) in [("A", a), ("out", out)] + [("bias", bias), ("residual", residual)].compactMap({ n, t in t.map { (n, $0) } }) {
@@ -227,7 +240,7 @@ extension CommandList {
             }
         case let .vulkan(r):
             let caps = r.device.capabilities
-            if coopmat ?? GEMMCoopmat.chosen(caps, a: a.dtype, b: b.dtype) {
+            if coopmat ?? GEMMCoopmat.chosen(caps, a: a.dtype, b: b.dtype, fp16Compute: fp16Compute) {
                 guard GEMMCoopmat.supported(caps) else {
                     throw RuntimeError.missingFeature(device: caps.deviceName, feature: "VK_NV_cooperative_matrix 16x16x16 f16->f32 with subgroup size 32")
                 }
@@ -237,6 +250,8 @@ extension CommandList {
                     a.dtype.code, b.dtype.code, out.dtype.code, bias?.dtype.code ?? 0, residual?.dtype.code ?? 0,
                     transposeA ? 1 : 0, transposeB ? 1 : 0, bias != nil ? 1 : 0, residual != nil ? 1 : 0,
                     activation.code, scaleMode,
+                    c.vectorizable(a, contiguousLength: transposeA ? m : k) ? 1 : 0,
+                    c.vectorizable(b, contiguousLength: transposeB ? k : n) ? 1 : 0,
                 ]
                 let groups = ((n + c.bn - 1) / c.bn, (mm + c.bm - 1) / c.bm, min(nb, caps.maxComputeWorkGroupCount[2]))
                 try r.dispatch(Kernel(name: "gemm_coopmat", spirv: SPIRV.gemm_coopmat), constants: constants,
@@ -430,4 +445,9 @@ enum CPUGEMM {
 extension Device {
     /// Whether this device can run the tensor-core (cooperative-matrix) GEMM variant.
     public var supportsTensorCoreGEMM: Bool { vulkan.map { GEMMCoopmat.supported($0.capabilities) } ?? false }
+
+    /// Whether `gemm` of an `a` by `b` product runs on tensor cores here (the policy, `WAN_GEMM_COOPMAT` included).
+    public func gemmUsesTensorCores(a: DType, b: DType, fp16Compute: Bool = false) -> Bool {
+        vulkan.map { GEMMCoopmat.chosen($0.capabilities, a: a, b: b, fp16Compute: fp16Compute) } ?? false
+    }
 }
