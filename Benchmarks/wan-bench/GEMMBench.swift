@@ -45,6 +45,23 @@ let gemmSuite = BenchSuite(name: "gemm") { ctx in
                                          flops: flops, bytes: Double((m * k + n * k + m * n) * dtype.size),
                                          memoryBytes: device.memoryStatistics.used))
                 }
+                if dtype == .f16 && tensorCores && (m, n, k) == shapes[0] {
+                    // bf16 operands on the tiled kernel (f16 operands there run far below f32: is it all 16-bit loads?).
+                    setenv("WAN_GEMM_COOPMAT", "0", 1)
+                    defer { unsetenv("WAN_GEMM_COOPMAT") }
+                    let xb = try device.tensor(Bench.random(m * k, seed: 1), shape: [m, k], dtype: .bf16)
+                    let wb = try device.tensor(Bench.random(n * k, seed: 2), shape: [n, k], dtype: .bf16)
+                    let ob = try device.empty([m, n], dtype: .bf16)
+                    let ms = try Bench.time(device, repeats: repeats) { try $0.gemm(xb, wb, out: ob, transposeB: true) }
+                    rows.append(BenchRow(kernel: "gemm bf16 x·Wᵀ tiled", shape: "\(m)x\(n)x\(k)", device: Bench.label(device), ms: ms,
+                                         flops: flops, bytes: Double((m * k + n * k + m * n) * 2),
+                                         memoryBytes: device.memoryStatistics.used))
+                    let o32 = try device.empty([m, n])
+                    let ms32 = try Bench.time(device, repeats: repeats) { try $0.gemm(x, w, out: o32, transposeB: true) }
+                    rows.append(BenchRow(kernel: "gemm f16 x·Wᵀ->f32 tiled", shape: "\(m)x\(n)x\(k)", device: Bench.label(device), ms: ms32,
+                                         flops: flops, bytes: Double((m * k + n * k) * 2 + m * n * 4),
+                                         memoryBytes: device.memoryStatistics.used))
+                }
                 if dtype == .f16 && device.gemmUsesTensorCores(a: .f32, b: .f16, fp16Compute: true) {
                     // The DiT's fp16 mode: f32 activations rounded to fp16 while staged, fp16 weights.
                     let x32 = try device.tensor(Bench.random(m * k, seed: 1), shape: [m, k])

@@ -216,7 +216,9 @@ private func errorText(_ body: () throws -> Void) -> String {
             }
             let out = try run(fp8)
             let exact = relativeMaxError(out, try run(reference)), golden = relativeMaxError(out, expected)
-            #expect(exact <= 1e-4, "fp8 vs decoded weights on \(device.name): \(exact)")
+            // On tensor cores the reduced-precision modes also round the matmuls' activations to fp16.
+            let fp16Compute = device.gemmUsesTensorCores(a: .f32, b: .f8e4m3fn, fp16Compute: true)
+            #expect(exact <= (fp16Compute ? 2e-2 : 1e-4), "fp8 vs decoded weights on \(device.name): \(exact)")
             #expect(golden <= 0.15 && golden > 1e-3, "fp8 vs fp32 golden on \(device.name): \(golden)")
             // In-memory float weights given to an .fp8 model are quantised the same way.
             let again = try WanDiT(config: config, weights: try WanDiT.load(path: DiTFixture.path("tiny.safetensors"), device: device,
