@@ -51,29 +51,20 @@ vec2 half2_to_f32(uint w) { return f16x4_to_f32(uvec4(w & 0xffffu, w >> 16, 0u, 
 // Four halves packed in two words (low first) as fp32.
 vec4 half4_to_f32(uvec2 w) { return f16x4_to_f32(uvec4(w.x & 0xffffu, w.x >> 16, w.y & 0xffffu, w.y >> 16)); }
 
-// IEEE binary16, round to nearest even, overflow to infinity (as PyTorch's .half()).
+// IEEE binary16, round to nearest even, overflow to infinity (as PyTorch's .half()); selects instead of
+// branches (checked exhaustively against numpy over all 2^32 inputs). The branchy version it replaces made
+// GEMMs with f16 outputs 14x slower on NVIDIA's Vulkan driver (f16 in, f32 out ran at full speed).
 uint f32_to_f16(float f) {
     uint x = floatBitsToUint(f);
-    uint s = (x >> 16) & 0x8000u;
     uint a = x & 0x7fffffffu;
-    if (a >= 0x7f800000u) return s | (a > 0x7f800000u ? 0x7e00u : 0x7c00u);
-    if (a >= 0x477ff000u) return s | 0x7c00u; // rounds to >= 65520 -> inf
-    if (a >= 0x38800000u) { // normal half
-        uint r = a - 0x38000000u; // rebias exponent 127 -> 15
-        uint lsb = (r >> 13) & 1u;
-        r += 0xfffu + lsb;
-        return s | (r >> 13);
-    }
-    if (a < 0x33000000u) return s; // < 2^-25 -> 0
-    // subnormal half: value = m_h * 2^-24
-    uint e = a >> 23;
-    uint m = (a & 0x7fffffu) | 0x800000u;
-    uint shift = 126u - e; // 14 + (113 - e) ... number of bits to drop from the 24-bit mantissa
-    uint half_ = m >> shift;
-    uint rem = m & ((1u << shift) - 1u);
-    uint mid = 1u << (shift - 1u);
-    if (rem > mid || (rem == mid && (half_ & 1u) == 1u)) half_ += 1u;
-    return s | half_;
+    uint r = a - 0x38000000u;                                     // exponent rebiased 127 -> 15 (normal halves)
+    uint h = (r + 0xfffu + ((r >> 13) & 1u)) >> 13;
+    // Subnormal halves (and zero): |f| · 2^24 rounded to nearest even, exact in fp32 below 2^-14.
+    uint sub = uint(roundEven(uintBitsToFloat(min(a, 0x38800000u)) * 16777216.0));
+    h = a < 0x38800000u ? sub : h;
+    h = a >= 0x477ff000u ? 0x7c00u : h;                           // rounds to >= 65520: infinity
+    h = a > 0x7f800000u ? 0x7e00u : h;                            // NaN
+    return ((x >> 16) & 0x8000u) | h;
 }
 
 float bf16_to_f32(uint b) { return uintBitsToFloat(b << 16); }
