@@ -5,6 +5,10 @@
 #   bash Benchmarks/gpu-check.sh device    # there (device tool, carry [".gpu.tar.gz", ".gl"], ~38 MiB of the 64 MiB
 #                                          # a run may carry): kernel tests + wan-bench (pass suites, e.g. "models pipeline")
 #
+# Settings of the device half: TESTS=0 skips the tests, TEST_FILTER / TEST_TIMEOUT / BENCH_TIMEOUT / REPEATS,
+# GEMM_TILES / ATTN_TILES sweep the tensor-core kernels' tiles. Logs land in $OUT (the device tool's folder).
+# Seen on an H200 (2026-12-04): 222 tests pass in ~55 s; `gemm attention conv3d models pipeline` take ~5 min.
+#
 # The device half unpacks the Vulkan loader and OpenBLAS, prints `wan devices`, runs the kernel tests
 # (Swift Testing) on the GPU's Vulkan driver, then prints the wan-bench tables at full Wan shapes.
 set -euo pipefail
@@ -64,6 +68,19 @@ device)
         grep -E "✘|Test run" "$out/tests.log" | grep -v "^.*✘ Test .* recorded an issue with" | tail -40 || true
         grep -E "recorded an issue" -A3 "$out/tests.log" | head -60 || true
     fi
+    # Tile sweeps for tuning the tensor-core kernels: GEMM_TILES="128x128x32x64x32 64x64x32x32x32 ..." and
+    # ATTN_TILES="4x64 2x64 ..." time their rows once per tile (WAN_GEMM_COOPMAT_TILE / WAN_ATTN_COOPMAT_TILE).
+    for t in ${GEMM_TILES:-}; do
+        echo "== WAN_GEMM_COOPMAT_TILE=$t"
+        WAN_GEMM_COOPMAT_TILE=$t timeout 120 .gpu/wan-bench --device vulkan:0 --full --repeats 2 gemm 2>&1 \
+            | grep -E "coopmat|FAILED" | tee -a "$out/tiles.log" || true
+    done
+    for t in ${ATTN_TILES:-}; do
+        echo "== WAN_ATTN_COOPMAT_TILE=$t"
+        WAN_ATTN_COOPMAT_TILE=$t timeout 120 .gpu/wan-bench --device vulkan:0 --full --repeats 2 attention 2>&1 \
+            | grep -E "coopmat|FAILED" | grep -v "14B" | tee -a "$out/tiles.log" || true
+    done
+    [ $# -gt 1 ] || exit 0
     echo "== benchmarks (${*:2})"
     timeout "${BENCH_TIMEOUT:-420}" .gpu/wan-bench --device vulkan:0 --full --repeats "${REPEATS:-3}" "${@:2}" 2>&1 \
         | tee "$out/bench.log" || echo "wan-bench exited with $?"

@@ -16,8 +16,9 @@ private struct AttentionCase: CustomStringConvertible {
     var headMajorKV = false
     var tile: AttentionTile?
     var cpuBlocks: (queries: Int, keys: Int)?
-    /// Forces the tensor-core variant on or off on Vulkan (nil: the policy).
+    /// Forces the tensor-core variant on or off on Vulkan (nil: the policy), and its tile.
     var coopmat: Bool?
+    var coopmatTile: AttentionCoopmat.Tile?
 
     var description: String {
         "B\(batch) Lq\(lq) Lk\(lk) H\(heads) D\(d) \(qType),\(kType),\(vType)->\(outType)"
@@ -81,7 +82,7 @@ private func runCase(_ c: AttentionCase, on devices: [Device], seed: UInt64) thr
         let out = try device.empty([b, lq, h, d], dtype: c.outType)
         let list = try CommandList(device: device)
         try list.attention(q: q, k: k, v: v, out: out, scale: c.scale, keyLengths: c.lengths, tile: c.tile, cpuBlocks: c.cpuBlocks,
-                           coopmat: device.isCPU ? nil : c.coopmat)
+                           coopmat: device.isCPU ? nil : c.coopmat, coopmatTile: c.coopmatTile)
         try list.run()
         got.append(try device.read(out))
     }
@@ -295,6 +296,15 @@ private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol:
 /// The tensor-core variant (`attention_coopmat.comp`): against float64 on the device where it runs (q, k, v
 /// and the probabilities rounded to fp16, so fp16 tolerances); elsewhere (lavapipe) forcing it is a clear error.
 @Suite struct AttentionCoopmatTests {
+    /// `WAN_ATTN_COOPMAT_TILE` syntax and constraints; the default tile's shared memory at d 128.
+    @Test func coopmatTileParsing() throws {
+        #expect(try AttentionCoopmat.Tile(parsing: "4x64") == AttentionCoopmat.defaultTile)
+        #expect(AttentionCoopmat.defaultTile.sharedBytes(headDim: 128) == 45312)
+        for bad in ["4", "0x64", "17x64", "4x48", "4x0", "ax64"] {
+            #expect(throws: RuntimeError.self, "\(bad)") { try AttentionCoopmat.Tile(parsing: bad) }
+        }
+    }
+
     @Test func coopmatVariant() throws {
         guard let d = try TestDevices.vulkan(), let caps = d.vulkan?.capabilities else { return }
         #expect(!AttentionCoopmat.supported(caps, headDim: 24), "head dims must be multiples of 16")
@@ -334,6 +344,13 @@ private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol:
         // Large logits (softmax far from uniform).
         try check(AttentionCase(batch: 1, lq: 64, lk: 96, heads: 1, d: 64, qType: .f16, kType: .f16, vType: .f16,
                                 magnitude: 4, coopmat: true), devices: [d], seed: 9, tol: tol)
+        // Other tiles (for tuning through WAN_ATTN_COOPMAT_TILE): fewer/more query rows, other key blocks.
+        for (i, text) in ["2x64", "4x32", "1x128", "8x32"].enumerated() {
+            let t = try AttentionCoopmat.Tile(parsing: text)
+            guard t.fits(caps, headDim: 64) else { continue }
+            try check(AttentionCase(batch: 2, lq: 150, lk: 77, heads: 3, d: 64, qType: .f16, kType: .f16, vType: .f16,
+                                    lengths: [77, 40], coopmat: true, coopmatTile: t), devices: [d], seed: 20 + UInt64(i), tol: tol)
+        }
         TestDevices.checkValidation()
     }
 }

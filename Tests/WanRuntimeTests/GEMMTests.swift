@@ -328,7 +328,7 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
     private func check(_ d: Device, m: Int, n: Int, k: Int, batchA: Int = 0, batchB: Int = 0,
                        transA: Bool = false, transB: Bool = true, aType: DType = .f16, bType: DType = .f16,
                        outType: DType = .f32, alpha: Float = 1, bias: Bool = false, activation: Activation = .none,
-                       residualType: DType? = nil, perColumnScale: Bool = false, seed: UInt64,
+                       residualType: DType? = nil, perColumnScale: Bool = false, tile: GEMMCoopmat.Tile? = nil, seed: UInt64,
                        sourceLocation: SourceLocation = #_sourceLocation) throws {
         var rng = TestRandom(seed: seed)
         let batchDims: [Int] = batchA > 0 ? [batchA] : batchB > 0 ? [batchB] : []
@@ -364,7 +364,7 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
         let out = try d.empty(outShape, dtype: outType)
         let cl = try CommandList(device: d)
         try cl.gemm(at, bt, out: out, transposeA: transA, transposeB: transB, alpha: alpha, bias: biasT,
-                    activation: activation, residual: resT, weightScale: st, tile: nil, coopmat: true)
+                    activation: activation, residual: resT, weightScale: st, tile: nil, coopmat: true, coopmatTile: tile)
         try cl.run()
 
         var want = [Double](repeating: 0, count: batch * m * n)
@@ -390,6 +390,15 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
         let label = "\(batchA)/\(batchB) \(m)x\(n)x\(k) A\(transA ? "ᵀ" : "") \(aType) B\(transB ? "ᵀ" : "") \(bType) -> \(outType)"
             + " bias \(bias) \(activation) res \(residualType.map { "\($0)" } ?? "-") scale \(perColumnScale)"
         #expect(err <= Self.tolerance, "\(d.name) coopmat \(label): error \(err)", sourceLocation: sourceLocation)
+    }
+
+    /// `WAN_GEMM_COOPMAT_TILE` syntax and constraints.
+    @Test func coopmatTileParsing() throws {
+        #expect(try GEMMCoopmat.Tile(parsing: "128x128x32x64x32") == GEMMCoopmat.defaultTile)
+        #expect(GEMMCoopmat.defaultTile.threads == 256 && GEMMCoopmat.defaultTile.sharedBytes == 40960)
+        for bad in ["128x128x32x64", "128x128x24x64x32", "128x96x32x64x64", "256x256x32x256x256", "axbxcxdxe"] {
+            #expect(throws: RuntimeError.self, "\(bad)") { try GEMMCoopmat.Tile(parsing: bad) }
+        }
     }
 
     @Test func coopmatVariant() throws {
@@ -452,6 +461,13 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
         try check(d, m: 136, n: 72, k: 64, outType: .f16, bias: true, activation: .geluErf, residualType: .bf16, seed: 81)
         try check(d, m: 136, n: 72, k: 64, aType: .bf16, bType: .f8e4m3fn, outType: .bf16, bias: true,
                   activation: .silu, residualType: .f16, perColumnScale: true, seed: 82)
+        // Other tiles of the shader (for tuning through WAN_GEMM_COOPMAT_TILE) compute the same products.
+        for (i, text) in ["64x64x32x32x32", "128x64x16x64x32", "128x128x32x64x64", "64x128x32x32x64"].enumerated() {
+            let t = try GEMMCoopmat.Tile(parsing: text)
+            guard t.fits(caps) else { continue }
+            try check(d, m: 150, n: 133, k: 70, transA: false, transB: true, bias: true, activation: .geluTanh, tile: t, seed: 500 + UInt64(i))
+            try check(d, m: 300, n: 264, k: 520, transA: i % 2 == 1, transB: true, aType: .f32, bType: .bf16, tile: t, seed: 600 + UInt64(i))
+        }
         TestDevices.checkValidation()
     }
 }

@@ -123,14 +123,47 @@ struct AttentionTile: Sendable, Hashable, CustomStringConvertible {
 /// The tensor-core attention variant (`attention_coopmat.comp`, VK_NV_cooperative_matrix 16×16×16 fp16 →
 /// fp32): q, k, v and the probabilities rounded to fp16, fp32 softmax statistics and accumulation.
 enum AttentionCoopmat {
-    /// Subgroups per workgroup (16 query rows each) and keys per block.
-    static let subgroups = 4, keysPerBlock = 64
+    /// A tile of the shader: `subgroups` × 16 query rows per workgroup, keys in blocks of `keys`. Written
+    /// `SUBGROUPSxKEYS` (`WAN_ATTN_COOPMAT_TILE`, for tuning).
+    struct Tile: Sendable, Hashable, CustomStringConvertible {
+        var subgroups, keys: Int
+        var description: String { "\(subgroups)x\(keys)" }
 
-    /// Shared memory the shader declares for head dim `d` (mirrors `tile`, `Ss`, `Ps`, `rowScale`, `rowIds`).
-    static func sharedBytes(headDim d: Int) -> Int {
-        let br = 16 * subgroups, bc = keysPerBlock
-        return max(br, bc) * (d + 8) * 2 + subgroups * 16 * (bc + 4) * 4 + subgroups * 16 * (bc + 8) * 2
-            + subgroups * 16 * 4 + 256 * 4
+        /// Shared memory the shader declares for head dim `d` (mirrors `tile`, `Ss`, `Ps`, `rowScale`, `rowIds`).
+        func sharedBytes(headDim d: Int) -> Int {
+            let br = 16 * subgroups, bc = keys
+            return max(br, bc) * (d + 8) * 2 + subgroups * 16 * (bc + 4) * 4 + subgroups * 16 * (bc + 8) * 2
+                + subgroups * 16 * 4 + 256 * 4
+        }
+
+        /// Parses `SUBGROUPSxKEYS` (1-16 subgroups; keys a multiple of 32).
+        init(parsing text: String) throws {
+            let v = text.lowercased().split(separator: "x").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard v.count == 2, (1...16).contains(v[0]), v[1] > 0, v[1] % 32 == 0 else {
+                throw RuntimeError.invalidArgument("coopmat attention tile '\(text)': expected SUBGROUPSxKEYS with 1-16 subgroups and keys a multiple of 32, e.g. 4x64")
+            }
+            self.init(subgroups: v[0], keys: v[1])
+        }
+
+        init(subgroups: Int, keys: Int) { self.subgroups = subgroups; self.keys = keys }
+
+        /// Whether a device with `caps` can run this tile for head dim `d`.
+        func fits(_ caps: Capabilities, headDim d: Int) -> Bool {
+            caps.maxComputeSharedMemorySize >= sharedBytes(headDim: d) && caps.maxComputeWorkGroupInvocations >= 32 * subgroups
+        }
+    }
+
+    /// The default tile: 64 query rows on 4 subgroups, blocks of 64 keys (44 KiB of shared memory at d 128).
+    static let defaultTile = Tile(subgroups: 4, keys: 64)
+
+    /// `WAN_ATTN_COOPMAT_TILE` when set (must fit the device), else the default tile.
+    static func tile(_ caps: Capabilities, headDim d: Int) throws -> Tile {
+        guard let env = getenv("WAN_ATTN_COOPMAT_TILE"), env.pointee != 0 else { return defaultTile }
+        let t = try Tile(parsing: String(cString: env))
+        guard t.fits(caps, headDim: d) else {
+            throw RuntimeError.invalidArgument("coopmat attention tile \(t): \(t.sharedBytes(headDim: d)) bytes of shared memory for head dim \(d) do not fit \(caps.deviceName)")
+        }
+        return t
     }
 
     /// Whether the device can run the variant for head dim `d` (a multiple of 16, at most 128: the
@@ -142,8 +175,7 @@ enum AttentionCoopmat {
                     && $0.result == "f32" && $0.scope == "subgroup"
             }
             && caps.subgroupOperations.contains("shuffle")
-            && caps.maxComputeSharedMemorySize >= sharedBytes(headDim: d)
-            && caps.maxComputeWorkGroupInvocations >= 32 * subgroups
+            && defaultTile.fits(caps, headDim: d)
     }
 
     /// The policy: `WAN_ATTN_COOPMAT=0` never, `=1` whenever supported; otherwise when supported and
@@ -176,10 +208,11 @@ extension CommandList {
     }
 
     /// `attention` with an explicit Vulkan tile and CPU block sizes (query rows, keys) for tests and
-    /// benchmarks; nil picks them. `coopmat` forces the tensor-core variant on or off (nil: the policy).
+    /// benchmarks; nil picks them. `coopmat` forces the tensor-core variant on or off (nil: the policy), and
+    /// `coopmatTile` its tile (nil: `WAN_ATTN_COOPMAT_TILE` or the default).
     func attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, scale: Float?, keyLengths: [Int]?,
                    tile: AttentionTile?, cpuBlocks: (queries: Int, keys: Int)?, fp16Compute: Bool = false,
-                   coopmat: Bool? = nil) throws {
+                   coopmat: Bool? = nil, coopmatTile: AttentionCoopmat.Tile? = nil) throws {
         let op = "attention"
         try checkDevice([q, k, v, out], op: op)
         for (name, t) in [("q", q), ("k", k), ("v", v), ("out", out)] {
@@ -259,12 +292,15 @@ extension CommandList {
                     throw RuntimeError.missingFeature(device: caps.deviceName,
                                                       feature: "VK_NV_cooperative_matrix 16x16x16 f16->f32, subgroup size 32 and shuffles, head dim a multiple of 16 up to 128 (got \(d))")
                 }
-                let c = AttentionCoopmat.self
+                let t = try coopmatTile ?? AttentionCoopmat.tile(caps, headDim: d)
+                guard t.fits(caps, headDim: d) else {
+                    throw RuntimeError.invalidArgument("\(op): coopmat tile \(t) does not fit \(caps.deviceName) at head dim \(d)")
+                }
                 kernel = Kernel(name: "attention_coopmat", spirv: SPIRV.attention_coopmat)
-                constants = [UInt32(32 * c.subgroups), UInt32(c.subgroups), UInt32(c.keysPerBlock), UInt32(d),
+                constants = [UInt32(32 * t.subgroups), UInt32(t.subgroups), UInt32(t.keys), UInt32(d),
                              q.dtype.code, k.dtype.code, v.dtype.code, out.dtype.code] + vec
-                rowsPerGroup = 16 * c.subgroups
-                tileLabel = "coopmat"
+                rowsPerGroup = 16 * t.subgroups
+                tileLabel = "coopmat \(t)"
             } else {
                 let t = try tile ?? AttentionTile.choose(caps, headDim: d, queries: lq, heads: heads, batch: batch)
                 let m = try t.validate(caps, headDim: d)

@@ -107,14 +107,54 @@ struct GEMMTile: Sendable, Hashable, CustomStringConvertible {
 /// operands rounded to fp16 while staged): used where the device has it for 16-bit/FP8 weights with 16-bit
 /// activations, or with f32 activations when the caller allows fp16 compute; f32 weights stay exact.
 enum GEMMCoopmat {
-    /// Tile: BM, BN, BK, subgroup tile WM×WN (8 subgroups of 32 for 128×128, 2×4 accumulators each).
-    static let bm = 128, bn = 128, bk = 32, wm = 64, wn = 32
-    static var threads: Int { (bm / wm) * (bn / wn) * 32 }
-    /// Shared memory: two fp16 slices of A and two of B (double buffering), rows padded by 8 halves, in the
-    /// larger of the plain and transposed layouts; the per-subgroup 16×16 fp32 epilogue scratch reuses them.
-    static var sharedBytes: Int {
-        let a = max(bm * (bk + 8), bk * (bm + 8)), b = max(bk * (bn + 8), bn * (bk + 8))
-        return max(2 * (a + b) * 2, (threads / 32) * 256 * 4)
+    /// A tile of the shader: BM×BN outputs per workgroup from BK-wide K slices, each subgroup WM×WN of them as
+    /// (WM/16)×(WN/16) accumulators. Written `BMxBNxBKxWMxWN` (`WAN_GEMM_COOPMAT_TILE`, for tuning).
+    struct Tile: Sendable, Hashable, CustomStringConvertible {
+        var bm, bn, bk, wm, wn: Int
+        var threads: Int { (bm / wm) * (bn / wn) * 32 }
+        /// Shared memory: two fp16 slices of A and two of B (double buffering), rows padded by 8 halves, in the
+        /// larger of the plain and transposed layouts; the per-subgroup 16×16 fp32 epilogue scratch reuses them.
+        var sharedBytes: Int {
+            let a = max(bm * (bk + 8), bk * (bm + 8)), b = max(bk * (bn + 8), bn * (bk + 8))
+            return max(2 * (a + b) * 2, (threads / 32) * 256 * 4)
+        }
+        var description: String { "\(bm)x\(bn)x\(bk)x\(wm)x\(wn)" }
+
+        /// Parses `BMxBNxBKxWMxWN`, checking the shader's constraints (multiples of 16, whole subgroups).
+        init(parsing text: String) throws {
+            let v = text.lowercased().split(separator: "x").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard v.count == 5 else {
+                throw RuntimeError.invalidArgument("coopmat GEMM tile '\(text)': expected BMxBNxBKxWMxWN, e.g. 128x128x32x64x32")
+            }
+            self.init(bm: v[0], bn: v[1], bk: v[2], wm: v[3], wn: v[4])
+            guard [bm, bn, bk, wm, wn].allSatisfy({ $0 > 0 && $0 % 16 == 0 }), bm % wm == 0, bn % wn == 0,
+                  (wm / 16) * (wn / 16) <= 32 else {
+                throw RuntimeError.invalidArgument("coopmat GEMM tile \(self): every size a multiple of 16, WM dividing BM, WN dividing BN, at most 32 accumulators per subgroup")
+            }
+        }
+
+        init(bm: Int, bn: Int, bk: Int, wm: Int, wn: Int) {
+            self.bm = bm; self.bn = bn; self.bk = bk; self.wm = wm; self.wn = wn
+        }
+
+        /// Whether a device with `caps` can run this tile.
+        func fits(_ caps: Capabilities) -> Bool {
+            caps.maxComputeSharedMemorySize >= sharedBytes && caps.maxComputeWorkGroupInvocations >= threads
+                && caps.maxComputeWorkGroupSize[0] >= threads
+        }
+    }
+
+    /// The default tile: 128×128 in 32-wide K slices on 8 subgroups of 64×32 (40 KiB of shared memory).
+    static let defaultTile = Tile(bm: 128, bn: 128, bk: 32, wm: 64, wn: 32)
+
+    /// `WAN_GEMM_COOPMAT_TILE` when set (must fit the device), else the default tile.
+    static func tile(_ caps: Capabilities) throws -> Tile {
+        guard let env = getenv("WAN_GEMM_COOPMAT_TILE"), env.pointee != 0 else { return defaultTile }
+        let t = try Tile(parsing: String(cString: env))
+        guard t.fits(caps) else {
+            throw RuntimeError.invalidArgument("coopmat GEMM tile \(t): \(t.threads) threads and \(t.sharedBytes) bytes of shared memory do not fit \(caps.deviceName)")
+        }
+        return t
     }
 
     /// Whether the shader may stage an operand in 8-element vector loads: its contiguous length is a
@@ -126,7 +166,7 @@ enum GEMMCoopmat {
     /// Whether the device can run the variant.
     static func supported(_ caps: Capabilities) -> Bool {
         caps.nvCooperativeMatrix && caps.subgroupSize == 32 && caps.shaderFloat16
-            && caps.maxComputeSharedMemorySize >= sharedBytes && caps.maxComputeWorkGroupInvocations >= threads
+            && defaultTile.fits(caps)
             && caps.cooperativeMatrixShapesNV.contains {
                 $0.m == 16 && $0.n == 16 && $0.k == 16 && $0.a == "f16" && $0.b == "f16" && $0.c == "f32"
                     && $0.result == "f32" && $0.scope == "subgroup"
@@ -160,7 +200,7 @@ extension CommandList {
     /// `gemm` with an explicit Vulkan tile configuration (tests and benchmarks); nil picks one.
     func gemm(_ a: Tensor, _ b: Tensor, out: Tensor, transposeA: Bool, transposeB: Bool, alpha: Float,
               bias: Tensor?, activation: Activation, residual: Tensor?, weightScale: Tensor? = nil, tile: GEMMTile?,
-              coopmat: Bool? = nil, fp16Compute: Bool = false) throws {
+              coopmat: Bool? = nil, fp16Compute: Bool = false, coopmatTile: GEMMCoopmat.Tile? = nil) throws {
         let op = "gemm"
         try checkDevice([a, b, out] + [bias, residual, weightScale].compactMap { $0 }, op: op)
         for (name, t) in [("A", a), ("out", out)] + [("bias", bias), ("residual", residual)].compactMap({ n, t in t.map { (n, $0) } }) {
@@ -244,20 +284,23 @@ extension CommandList {
                 guard GEMMCoopmat.supported(caps) else {
                     throw RuntimeError.missingFeature(device: caps.deviceName, feature: "VK_NV_cooperative_matrix 16x16x16 f16->f32 with subgroup size 32")
                 }
-                let c = GEMMCoopmat.self
+                let c = GEMMCoopmat.self, t = try coopmatTile ?? c.tile(caps)
+                guard t.fits(caps) else {
+                    throw RuntimeError.invalidArgument("\(op): coopmat tile \(t) does not fit \(caps.deviceName)")
+                }
                 let constants: [UInt32] = [
-                    UInt32(c.bm), UInt32(c.bn), UInt32(c.bk), UInt32(c.wm), UInt32(c.wn), UInt32(c.threads),
+                    UInt32(t.bm), UInt32(t.bn), UInt32(t.bk), UInt32(t.wm), UInt32(t.wn), UInt32(t.threads),
                     a.dtype.code, b.dtype.code, out.dtype.code, bias?.dtype.code ?? 0, residual?.dtype.code ?? 0,
                     transposeA ? 1 : 0, transposeB ? 1 : 0, bias != nil ? 1 : 0, residual != nil ? 1 : 0,
                     activation.code, scaleMode,
                     c.vectorizable(a, contiguousLength: transposeA ? m : k) ? 1 : 0,
                     c.vectorizable(b, contiguousLength: transposeB ? k : n) ? 1 : 0,
                 ]
-                let groups = ((n + c.bn - 1) / c.bn, (mm + c.bm - 1) / c.bm, min(nb, caps.maxComputeWorkGroupCount[2]))
+                let groups = ((n + t.bn - 1) / t.bn, (mm + t.bm - 1) / t.bm, min(nb, caps.maxComputeWorkGroupCount[2]))
                 try r.dispatch(Kernel(name: "gemm_coopmat", spirv: SPIRV.gemm_coopmat), constants: constants,
                                push: gemmPush(a, b, out, bias, residual, weightScale, mm, n, k, nb, strideA, strideB, strideOut, alpha),
                                groups: groups, reads: [a, b] + [bias, residual, weightScale].compactMap { $0 }, writes: [out],
-                               label: label + " [coopmat]")
+                               label: label + " [coopmat \(t)]")
                 return
             }
             let t: GEMMTile
