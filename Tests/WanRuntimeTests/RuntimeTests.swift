@@ -19,6 +19,15 @@ import Testing
         _ = v
     }
 
+    /// OpenBLAS's fallback to generic kernels on a CPU it did not recognise is pointed out with the core type to set.
+    @Test func blasAdviceForGenericKernels() {
+        #expect(CPUDevice.blasAdvice(core: "Prescott", flags: ["sse3", "avx2", "fma", "avx512f", "avx512bw"])?.contains("OPENBLAS_CORETYPE=SkylakeX") == true)
+        #expect(CPUDevice.blasAdvice(core: "Prescott", flags: ["sse3", "avx2", "fma"])?.contains("OPENBLAS_CORETYPE=Haswell") == true)
+        #expect(CPUDevice.blasAdvice(core: "Prescott", flags: ["sse3"]) == nil)
+        #expect(CPUDevice.blasAdvice(core: "Cooperlake", flags: ["avx2", "fma", "avx512f", "avx512bw"]) == nil)
+        #expect(CPUDevice.blasAdvice(core: "Zen", flags: ["avx2", "fma"]) == nil)
+    }
+
     @Test func capabilitiesAreRead() throws {
         guard let d = try TestDevices.vulkan(), let v = d.vulkan else { return }
         let c = v.capabilities
