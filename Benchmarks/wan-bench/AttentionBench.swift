@@ -21,6 +21,7 @@ let attentionSuite = BenchSuite(name: "attention") { ctx in
            Shape(name: "cross image", heads: 12, lq: 32760, lk: 257, d: 128)]
         : [Shape(name: "self", heads: 2, lq: 512, lk: 512, d: 64),
            Shape(name: "self 1.3B 2x30x52", heads: 12, lq: 780, lk: 780, d: 128),
+           Shape(name: "cross 1.3B 2x30x52", heads: 12, lq: 780, lk: 512, d: 128),
            Shape(name: "cross text", heads: 2, lq: 512, lk: 77, d: 64),
            Shape(name: "self d128", heads: 1, lq: 256, lk: 256, d: 128)]
     let dtypes: [DType] = ctx.fullSize ? [.bf16, .f16] : [.f32, .f16]

@@ -8,7 +8,10 @@ import WanRuntime
 /// Real sizes on a GPU and on the CPU (OpenBLAS); scaled down (2 layers, dim 256) on software Vulkan,
 /// which is hundreds of times slower. Reports ms per forward (host transfers included) and peak memory
 /// (device memory on Vulkan, the process's resident set on the CPU).
-let modelsSuite = BenchSuite(name: "models") { ctx in
+/// The suites `models dit`, `models t5` and `models vae` (the filter `models` selects all three).
+let modelsSuites = ["dit", "t5", "vae"].map { part in BenchSuite(name: "models \(part)") { ctx in try modelRows(part, ctx) } }
+
+private func modelRows(_ part: String, _ ctx: BenchContext) throws -> [BenchRow] {
     var rows: [BenchRow] = []
     for device in ctx.devices {
         let software = device.vulkan?.capabilities.isSoftware ?? false
@@ -16,7 +19,7 @@ let modelsSuite = BenchSuite(name: "models") { ctx in
         let repeats = max(1, min(ctx.repeats, 3))
 
         // Each model in its own scope, so that the next one's peak device memory does not count it.
-        do {
+        if part == "dit" {
             // DiT: T2V-1.3B (30 layers, dim 1536) at latent 2x30x52 (780 tokens), context 512 x 4096.
             let dit = real ? WanDiTConfig.t2v1_3B
                 : WanDiTConfig(modelType: .t2v, dim: 256, ffnDim: 1024, numHeads: 2, numLayers: 2, textDim: 512)
@@ -69,7 +72,7 @@ let modelsSuite = BenchSuite(name: "models") { ctx in
             }
         }
 
-        do {
+        if part == "t5" {
             // umT5-XXL with 4 layers (of 24) at full width; the vocabulary trimmed to 32k rows (the gather
             // reads only the rows of the ids, so the table size does not change the time).
             let t5 = real ? WanT5Config(vocabSize: 32_000, numLayers: 4)
@@ -89,21 +92,23 @@ let modelsSuite = BenchSuite(name: "models") { ctx in
                                  note: device.isCPU ? "peak host RSS" : "peak device memory"))
         }
 
-        // VAE decode of 2 latent frames (5 video frames) at 240x416, one latent frame per chunk.
-        let vaeConfig = real ? WanVAEConfig() : WanVAEConfig(dim: 8, dimMult: [1, 2, 2, 2], numResBlocks: 1)
-        let (lh, lw) = real ? (30, 52) : (4, 6)
-        let rss2 = CheckpointBench.resetPeakRSS()
-        device.resetPeakMemory()
-        let vae = try WanVAE(config: vaeConfig, weights: try ModelsBench.randomWeights(vaeConfig.expectedTensors(), device: device),
-                             device: device)
-        let latent = Bench.random(vaeConfig.zDim * 2 * lh * lw, seed: 9)
-        _ = try vae.decode(latent: latent, frames: 2, height: lh, width: lw)
-        let vaeMs = try ModelsBench.medianMilliseconds(repeats) { _ = try vae.decode(latent: latent, frames: 2, height: lh, width: lw) }
-        rows.append(BenchRow(kernel: real ? "VAE decode (Wan 2.1)" : "VAE decode tiny (dim 8)",
-                             shape: "2 latent frames -> 5 x \(8 * lh)x\(8 * lw)", device: Bench.label(device),
-                             ms: vaeMs,
-                             memoryBytes: device.isCPU ? CheckpointBench.peakRSS() - rss2 : device.memoryStatistics.peak,
-                             note: device.isCPU ? "peak host RSS" : "peak device memory"))
+        if part == "vae" {
+            // VAE decode of 2 latent frames (5 video frames) at 240x416, one latent frame per chunk.
+            let vaeConfig = real ? WanVAEConfig() : WanVAEConfig(dim: 8, dimMult: [1, 2, 2, 2], numResBlocks: 1)
+            let (lh, lw) = real ? (30, 52) : (4, 6)
+            let rss2 = CheckpointBench.resetPeakRSS()
+            device.resetPeakMemory()
+            let vae = try WanVAE(config: vaeConfig, weights: try ModelsBench.randomWeights(vaeConfig.expectedTensors(), device: device),
+                                 device: device)
+            let latent = Bench.random(vaeConfig.zDim * 2 * lh * lw, seed: 9)
+            _ = try vae.decode(latent: latent, frames: 2, height: lh, width: lw)
+            let vaeMs = try ModelsBench.medianMilliseconds(repeats) { _ = try vae.decode(latent: latent, frames: 2, height: lh, width: lw) }
+            rows.append(BenchRow(kernel: real ? "VAE decode (Wan 2.1)" : "VAE decode tiny (dim 8)",
+                                 shape: "2 latent frames -> 5 x \(8 * lh)x\(8 * lw)", device: Bench.label(device),
+                                 ms: vaeMs,
+                                 memoryBytes: device.isCPU ? CheckpointBench.peakRSS() - rss2 : device.memoryStatistics.peak,
+                                 note: device.isCPU ? "peak host RSS" : "peak device memory"))
+        }
     }
     return rows
 }

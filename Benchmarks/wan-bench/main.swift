@@ -16,9 +16,7 @@ let suites: [BenchSuite] = [
     conv3dSuite,
     attentionSuite,
     checkpointSuite,
-    modelsSuite,
-    pipelineSuite,
-]
+] + modelsSuites + [pipelineSuite]
 
 var deviceArg = "all"
 var sizeArg: Bool?

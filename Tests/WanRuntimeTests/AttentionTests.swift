@@ -16,6 +16,8 @@ private struct AttentionCase: CustomStringConvertible {
     var headMajorKV = false
     var tile: AttentionTile?
     var cpuBlocks: (queries: Int, keys: Int)?
+    /// The CPU's wide variant with these blocks.
+    var cpuWide: (queries: Int, keys: Int)?
     /// Forces the tensor-core variant on or off on Vulkan (nil: the policy), and its tile.
     var coopmat: Bool?
     var coopmatTile: AttentionCoopmat.Tile?
@@ -25,6 +27,7 @@ private struct AttentionCase: CustomStringConvertible {
             + (lengths.map { " lengths \($0)" } ?? "") + (scale.map { " scale \($0)" } ?? "")
             + (magnitude != 1 ? " ±\(magnitude)" : "") + (fused ? " fused" : "") + (headMajorKV ? " kv[B,H,L,D]" : "")
             + " tile \(tile.map { "\($0)" } ?? "auto")" + (cpuBlocks.map { " cpu \($0.queries)x\($0.keys)" } ?? "")
+            + (cpuWide.map { " cpu wide \($0.queries)x\($0.keys)" } ?? "")
             + (coopmat.map { $0 ? " coopmat" : " no coopmat" } ?? "")
     }
 }
@@ -82,7 +85,7 @@ private func runCase(_ c: AttentionCase, on devices: [Device], seed: UInt64) thr
         let out = try device.empty([b, lq, h, d], dtype: c.outType)
         let list = try CommandList(device: device)
         try list.attention(q: q, k: k, v: v, out: out, scale: c.scale, keyLengths: c.lengths, tile: c.tile, cpuBlocks: c.cpuBlocks,
-                           coopmat: device.isCPU ? nil : c.coopmat, coopmatTile: c.coopmatTile)
+                           coopmat: device.isCPU ? nil : c.coopmat, coopmatTile: c.coopmatTile, cpuWideBlocks: c.cpuWide)
         try list.run()
         got.append(try device.read(out))
     }
@@ -155,6 +158,15 @@ private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol:
         let cpu = [TestDevices.cpu]
         try check(AttentionCase(cpuBlocks: (16, 24)), devices: cpu)
         try check(AttentionCase(batch: 1, lq: 37, lk: 131, heads: 2, d: 64, cpuBlocks: (5, 7)), devices: cpu, seed: 2)
+        // The wide variant: several key blocks (online softmax across them), ragged query and key blocks,
+        // masking per batch, f16 inputs converted, strided fused views; and its own block choice.
+        try check(AttentionCase(batch: 2, lq: 37, lk: 131, heads: 2, d: 64, lengths: [131, 50], cpuWide: (16, 40)), devices: cpu, seed: 5)
+        try check(AttentionCase(batch: 1, lq: 70, lk: 70, heads: 3, d: 128, qType: .f16, kType: .bf16, vType: .f16, outType: .f16,
+                                fused: false, cpuWide: (64, 32)), devices: cpu, seed: 6)
+        try check(AttentionCase(batch: 1, lq: 45, lk: 45, heads: 2, d: 16, fused: true, cpuWide: (20, 20)), devices: cpu, seed: 7)
+        try check(AttentionCase(batch: 1, lq: 50, lk: 300, heads: 2, d: 128), devices: cpu, seed: 8)   // wide by the policy
+        #expect(CPUAttention.wideBlocks(queries: 32760, keys: 32760) == (queries: 2048, keys: 8192))
+        #expect(CPUAttention.wideBlocks(queries: 780, keys: 512) == (queries: 780, keys: 512))
         guard let vk = try TestDevices.vulkan() else { return }
         try check(AttentionCase(d: 12, tile: AttentionTile(br: 16, bc: 16, threads: 16, dk: 8, ck: 8, unroll: true)),
                   devices: [vk], seed: 3)

@@ -7,16 +7,31 @@ import Foundation
 enum FastMath {
     typealias V = SIMD8<Float>
 
-    /// The largest of `n` floats (−∞ for none; NaN-free inputs assumed).
+    /// The largest of `n` floats (−∞ for none; NaN-free inputs assumed). Compare-and-select on four
+    /// accumulators: the standard library's `pointwiseMax` ran 9x slower (not vectorised).
     @inline(__always)
     static func max(_ x: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
-        var m = V(repeating: -.infinity)
+        var m0 = V(repeating: -.infinity), m1 = m0, m2 = m0, m3 = m0
         var i = 0
+        while i + 32 <= n {
+            let p = UnsafeRawPointer(x + i)
+            let a = p.loadUnaligned(fromByteOffset: 0, as: V.self), b = p.loadUnaligned(fromByteOffset: 32, as: V.self)
+            let c = p.loadUnaligned(fromByteOffset: 64, as: V.self), d = p.loadUnaligned(fromByteOffset: 96, as: V.self)
+            m0 = m0.replacing(with: a, where: a .> m0)
+            m1 = m1.replacing(with: b, where: b .> m1)
+            m2 = m2.replacing(with: c, where: c .> m2)
+            m3 = m3.replacing(with: d, where: d .> m3)
+            i += 32
+        }
         while i + 8 <= n {
-            m = pointwiseMax(m, UnsafeRawPointer(x + i).loadUnaligned(as: V.self))
+            let a = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
+            m0 = m0.replacing(with: a, where: a .> m0)
             i += 8
         }
-        var r = m.max()
+        m0 = m0.replacing(with: m1, where: m1 .> m0)
+        m2 = m2.replacing(with: m3, where: m3 .> m2)
+        m0 = m0.replacing(with: m2, where: m2 .> m0)
+        var r = m0.max()
         while i < n { r = Swift.max(r, x[i]); i += 1 }
         return r
     }
@@ -68,7 +83,9 @@ enum FastMath {
     /// tiny results come out subnormal or 0). NaN stays NaN.
     @inline(__always)
     static func exp(_ x: V) -> V {
-        let xc = pointwiseMin(pointwiseMax(x, V(repeating: -103.97)), V(repeating: 88.73))
+        // Clamped with compare-and-select (NaN stays NaN; `pointwiseMin`/`pointwiseMax` are not vectorised).
+        let lo = V(repeating: -103.97), hi = V(repeating: 88.73)
+        let xc = x.replacing(with: lo, where: x .< lo).replacing(with: hi, where: x .> hi)
         let magic = V(repeating: 12_582_912)
         let t = xc * 1.442_695_040_888_963_4 + magic       // n = round(x / ln 2), in the low bits
         let fx = t - magic
