@@ -279,11 +279,7 @@ extension CommandList {
                                                qStrides: qs, kStrides: ks, vStrides: vs, scaleLog2: s * Float(M_LOG2E),
                                                queryBlock: blocks.queries, keyBlock: blocks.keys)
             r.enqueue(label + (wide ? " [wide]" : "")) {
-                if wide {
-                    CPUAttention.runWide(problem, q: q, k: k, v: v, out: out, device: r.device)
-                } else {
-                    CPUAttention.run(problem, q: q, k: k, v: v, out: out, device: r.device)
-                }
+                CPUAttention.run(problem, q: q, k: k, v: v, out: out, device: r.device, wide: wide)
             }
         case let .vulkan(r):
             let caps = r.device.capabilities
@@ -389,51 +385,83 @@ enum CPUAttention {
         return (max(1, min(queries, max(64, (1 << 24) / kb))), kb)
     }
 
-    /// The wide variant: one (batch, head, query block) at a time with large blocks, each product a single
-    /// OpenBLAS call that OpenBLAS itself spreads over the cores (S = Q·Kᵀ for every key of the block, then
-    /// O += P·V), and the softmax rows split over the cores in between. Scratch: one query block × key block.
-    static func runWide(_ pr: Problem, q: Tensor, k: Tensor, v: Tensor, out: Tensor, device: CPUDevice) {
-        let d = pr.d, qb = pr.queryBlock, kb = pr.keyBlock
-        let queryBlocks = (pr.lq + qb - 1) / qb
-        let qHost = q.hostPointer!, kHost = k.hostPointer!, vHost = v.hostPointer!, outHost = out.hostPointer!
-        let qs = UnsafeMutablePointer<Float>.allocate(capacity: qb * d)
-        let ks = UnsafeMutablePointer<Float>.allocate(capacity: kb * d)
-        let vs = UnsafeMutablePointer<Float>.allocate(capacity: kb * d)
-        let sc = UnsafeMutablePointer<Float>.allocate(capacity: qb * kb)
-        let acc = UnsafeMutablePointer<Float>.allocate(capacity: qb * d)
-        let rowMax = UnsafeMutablePointer<Float>.allocate(capacity: qb)
-        let rowSum = UnsafeMutablePointer<Float>.allocate(capacity: qb)
-        defer {
+    /// Runs the attention: blocked — the (batch, head, query block) items spread over the cores, each worker
+    /// calling single-threaded sgemm on small blocks; wide — the items one at a time with large blocks, each
+    /// product one OpenBLAS call that OpenBLAS spreads over the cores, and the row loops split over the cores.
+    static func run(_ pr: Problem, q: Tensor, k: Tensor, v: Tensor, out: Tensor, device: CPUDevice, wide: Bool) {
+        let items = pr.batch * pr.heads * ((pr.lq + pr.queryBlock - 1) / pr.queryBlock)
+        if wide {
+            let worker = Worker(pr)
+            defer { worker.deallocate() }
+            for item in 0..<items {
+                worker.run(item: item, pr, q: q, k: k, v: v, out: out) { n, cost, body in device.parallelFor(n, costPerItem: cost, body) }
+            }
+        } else {
+            let maxLength = pr.lengths.max() ?? 0
+            device.parallelFor(items, costPerItem: 4 * pr.queryBlock * maxLength * pr.d) { range in
+                let worker = Worker(pr)
+                defer { worker.deallocate() }
+                for item in range {
+                    worker.run(item: item, pr, q: q, k: k, v: v, out: out) { n, _, body in body(0..<n) }
+                }
+            }
+        }
+    }
+
+    /// Scratch of one worker (converted Q/K/V blocks, scores, output accumulator, row statistics) and the
+    /// work of one (batch, head, query block).
+    struct Worker {
+        let qs, ks, vs, sc, acc, rowMax, rowSum: UnsafeMutablePointer<Float>
+
+        init(_ pr: Problem) {
+            let (d, qb, kb) = (pr.d, pr.queryBlock, pr.keyBlock)
+            qs = .allocate(capacity: qb * d)
+            ks = .allocate(capacity: kb * d)
+            vs = .allocate(capacity: kb * d)
+            sc = .allocate(capacity: qb * kb)
+            acc = .allocate(capacity: qb * d)
+            rowMax = .allocate(capacity: qb)
+            rowSum = .allocate(capacity: qb)
+        }
+
+        func deallocate() {
             for p in [qs, ks, vs, sc, acc, rowMax, rowSum] { p.deallocate() }
         }
-        for item in 0..<(pr.batch * pr.heads * queryBlocks) {
+
+        /// Item `item` of the problem; `rows(n, costPerRow, body)` runs body over 0..<n (in parallel or not).
+        func run(item: Int, _ pr: Problem, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
+                 rows split: (Int, Int, (Range<Int>) -> Void) -> Void) {
+            let d = pr.d, qb = pr.queryBlock, kb = pr.keyBlock
+            let queryBlocks = (pr.lq + qb - 1) / qb
             let blk = item % queryBlocks, h = (item / queryBlocks) % pr.heads, b = item / (queryBlocks * pr.heads)
             let q0 = blk * qb, rows = min(qb, pr.lq - q0)
             let kvLen = pr.lengths[b]
-            func matrix(_ host: UnsafeMutableRawPointer, _ t: Tensor, _ st: [Int], row0: Int, n: Int,
-                        scratch: UnsafeMutablePointer<Float>) -> (UnsafePointer<Float>, Int) {
-                let base = host + (b * st[0] + row0 * st[1] + h * st[2]) * t.dtype.size
+            let (sc, acc, rowMax, rowSum) = (sc, acc, rowMax, rowSum)
+            // A block of `n` rows of a strided view as an fp32 matrix with a leading dimension.
+            func matrix(_ t: Tensor, _ st: [Int], row0: Int, n: Int, scratch: UnsafeMutablePointer<Float>) -> (UnsafePointer<Float>, Int) {
+                let base = t.hostPointer! + (b * st[0] + row0 * st[1] + h * st[2]) * t.dtype.size
                 if t.dtype == .f32 && (st[1] >= d || n == 1) {
                     return (UnsafePointer(base.assumingMemoryBound(to: Float.self)), n == 1 ? d : st[1])
                 }
-                device.parallelFor(n, costPerItem: d) { range in
+                split(n, d) { range in
                     for r in range {
                         HostConversion.load(base + r * st[1] * t.dtype.size, dtype: t.dtype, into: scratch + r * d, count: d)
                     }
                 }
                 return (UnsafePointer(scratch), d)
             }
-            let (qm, ldq) = matrix(qHost, q, pr.qStrides, row0: q0, n: rows, scratch: qs)
+            let (qm, ldq) = matrix(q, pr.qStrides, row0: q0, n: rows, scratch: qs)
             acc.update(repeating: 0, count: rows * d)
             rowMax.update(repeating: -.infinity, count: rows)
             rowSum.update(repeating: 0, count: rows)
             var k0 = 0
             while k0 < kvLen {
                 let n = min(kb, kvLen - k0)
-                let (km, ldk) = matrix(kHost, k, pr.kStrides, row0: k0, n: n, scratch: ks)
+                let (km, ldk) = matrix(k, pr.kStrides, row0: k0, n: n, scratch: ks)
+                // S = (scale·log2e) · Q·Kᵀ  [rows × n]
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(rows), blasint(n), blasint(d),
                             pr.scaleLog2, qm, blasint(ldq), km, blasint(ldk), 0, sc, blasint(kb))
-                device.parallelFor(rows, costPerItem: 4 * n) { range in
+                split(rows, 4 * n) { range in
                     for r in range {
                         let srow = sc + r * kb
                         let mNew = max(rowMax[r], FastMath.max(srow, n))
@@ -446,86 +474,15 @@ enum CPUAttention {
                         }
                     }
                 }
-                let (vm, ldv) = matrix(vHost, v, pr.vStrides, row0: k0, n: n, scratch: vs)
+                let (vm, ldv) = matrix(v, pr.vStrides, row0: k0, n: n, scratch: vs)
+                // O += P·V  [rows × d]
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(rows), blasint(d), blasint(n),
                             1, sc, blasint(kb), vm, blasint(ldv), 1, acc, blasint(d))
                 k0 += n
             }
-            device.parallelFor(rows, costPerItem: 2 * d) { range in
+            let outHost = out.hostPointer!
+            split(rows, 2 * d) { range in
                 for r in range {
-                    let o = acc + r * d
-                    let inv = 1 / rowSum[r]
-                    for j in 0..<d { o[j] *= inv }
-                    let dst = outHost + (((b * pr.lq + q0 + r) * pr.heads + h) * d) * out.dtype.size
-                    HostConversion.store(o, to: dst, dtype: out.dtype, count: d)
-                }
-            }
-        }
-    }
-
-    static func run(_ pr: Problem, q: Tensor, k: Tensor, v: Tensor, out: Tensor, device: CPUDevice) {
-        let d = pr.d, qb = pr.queryBlock, kb = pr.keyBlock
-        let queryBlocks = (pr.lq + qb - 1) / qb
-        let items = pr.batch * pr.heads * queryBlocks
-        let maxLength = pr.lengths.max() ?? 0
-        let qHost = q.hostPointer!, kHost = k.hostPointer!, vHost = v.hostPointer!, outHost = out.hostPointer!
-        device.parallelFor(items, costPerItem: 4 * qb * maxLength * d) { range in
-            // Scratch of one worker: converted Q/K/V blocks, scores, output accumulator, row statistics.
-            let qs = UnsafeMutablePointer<Float>.allocate(capacity: qb * d)
-            let ks = UnsafeMutablePointer<Float>.allocate(capacity: kb * d)
-            let vs = UnsafeMutablePointer<Float>.allocate(capacity: kb * d)
-            let sc = UnsafeMutablePointer<Float>.allocate(capacity: qb * kb)
-            let acc = UnsafeMutablePointer<Float>.allocate(capacity: qb * d)
-            let rowMax = UnsafeMutablePointer<Float>.allocate(capacity: qb)
-            let rowSum = UnsafeMutablePointer<Float>.allocate(capacity: qb)
-            defer {
-                for p in [qs, ks, vs, sc, acc, rowMax, rowSum] { p.deallocate() }
-            }
-            for item in range {
-                let blk = item % queryBlocks, h = (item / queryBlocks) % pr.heads, b = item / (queryBlocks * pr.heads)
-                let q0 = blk * qb, rows = min(qb, pr.lq - q0)
-                let kvLen = pr.lengths[b]
-                // A block of `n` rows of a strided view as an fp32 matrix with a leading dimension.
-                func matrix(_ host: UnsafeMutableRawPointer, _ t: Tensor, _ st: [Int], row0: Int, n: Int,
-                            scratch: UnsafeMutablePointer<Float>) -> (UnsafePointer<Float>, Int) {
-                    let base = host + (b * st[0] + row0 * st[1] + h * st[2]) * t.dtype.size
-                    if t.dtype == .f32 && (st[1] >= d || n == 1) {
-                        return (UnsafePointer(base.assumingMemoryBound(to: Float.self)), n == 1 ? d : st[1])
-                    }
-                    for r in 0..<n {
-                        HostConversion.load(base + r * st[1] * t.dtype.size, dtype: t.dtype, into: scratch + r * d, count: d)
-                    }
-                    return (UnsafePointer(scratch), d)
-                }
-                let (qm, ldq) = matrix(qHost, q, pr.qStrides, row0: q0, n: rows, scratch: qs)
-                acc.update(repeating: 0, count: rows * d)
-                rowMax.update(repeating: -.infinity, count: rows)
-                rowSum.update(repeating: 0, count: rows)
-                var k0 = 0
-                while k0 < kvLen {
-                    let n = min(kb, kvLen - k0)
-                    let (km, ldk) = matrix(kHost, k, pr.kStrides, row0: k0, n: n, scratch: ks)
-                    // S = (scale·log2e) · Q·Kᵀ  [rows × n]
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(rows), blasint(n), blasint(d),
-                                pr.scaleLog2, qm, blasint(ldq), km, blasint(ldk), 0, sc, blasint(kb))
-                    for r in 0..<rows {
-                        let srow = sc + r * kb
-                        let mNew = max(rowMax[r], FastMath.max(srow, n))
-                        let alpha: Float = rowMax[r] == -.infinity ? 0 : Foundation.exp2(rowMax[r] - mNew)
-                        rowSum[r] = rowSum[r] * alpha + FastMath.exp2Shifted(srow, n, by: mNew)
-                        rowMax[r] = mNew
-                        if alpha != 1 {
-                            let o = acc + r * d
-                            for j in 0..<d { o[j] *= alpha }
-                        }
-                    }
-                    let (vm, ldv) = matrix(vHost, v, pr.vStrides, row0: k0, n: n, scratch: vs)
-                    // O += P·V  [rows × d]
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(rows), blasint(d), blasint(n),
-                                1, sc, blasint(kb), vm, blasint(ldv), 1, acc, blasint(d))
-                    k0 += n
-                }
-                for r in 0..<rows {
                     let o = acc + r * d
                     let inv = 1 / rowSum[r]
                     for j in 0..<d { o[j] *= inv }
