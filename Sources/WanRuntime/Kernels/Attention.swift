@@ -156,25 +156,16 @@ enum AttentionCoopmat {
     /// The default tile: 64 query rows on 4 subgroups, blocks of 64 keys (44 KiB of shared memory at d 128).
     static let defaultTile = Tile(subgroups: 4, keys: 64)
 
-    /// `WAN_ATTN_COOPMAT_TILE` when set (must fit the device), else the default tile.
-    static func tile(_ caps: Capabilities, headDim d: Int) throws -> Tile {
+    /// `WAN_ATTN_COOPMAT_TILE` when set, else the default tile (the dispatch checks that it fits the device).
+    static func tile() throws -> Tile {
         guard let env = getenv("WAN_ATTN_COOPMAT_TILE"), env.pointee != 0 else { return defaultTile }
-        let t = try Tile(parsing: String(cString: env))
-        guard t.fits(caps, headDim: d) else {
-            throw RuntimeError.invalidArgument("coopmat attention tile \(t): \(t.sharedBytes(headDim: d)) bytes of shared memory for head dim \(d) do not fit \(caps.deviceName)")
-        }
-        return t
+        return try Tile(parsing: String(cString: env))
     }
 
     /// Whether the device can run the variant for head dim `d` (a multiple of 16, at most 128: the
     /// per-subgroup output accumulators live in registers).
     static func supported(_ caps: Capabilities, headDim d: Int) -> Bool {
-        d % 16 == 0 && d <= 128 && caps.nvCooperativeMatrix && caps.subgroupSize == 32 && caps.shaderFloat16
-            && caps.cooperativeMatrixShapesNV.contains {
-                $0.m == 16 && $0.n == 16 && $0.k == 16 && $0.a == "f16" && $0.b == "f16" && $0.c == "f32"
-                    && $0.result == "f32" && $0.scope == "subgroup"
-            }
-            && caps.subgroupOperations.contains("shuffle")
+        d % 16 == 0 && d <= 128 && GEMMCoopmat.hasF16Matrices(caps) && caps.subgroupOperations.contains("shuffle")
             && defaultTile.fits(caps, headDim: d)
     }
 
@@ -296,9 +287,9 @@ extension CommandList {
                     throw RuntimeError.missingFeature(device: caps.deviceName,
                                                       feature: "VK_NV_cooperative_matrix 16x16x16 f16->f32, subgroup size 32 and shuffles, head dim a multiple of 16 up to 128 (got \(d))")
                 }
-                let t = try coopmatTile ?? AttentionCoopmat.tile(caps, headDim: d)
+                let t = try coopmatTile ?? AttentionCoopmat.tile()
                 guard t.fits(caps, headDim: d) else {
-                    throw RuntimeError.invalidArgument("\(op): coopmat tile \(t) does not fit \(caps.deviceName) at head dim \(d)")
+                    throw RuntimeError.invalidArgument("\(op): coopmat tile \(t) (\(t.sharedBytes(headDim: d)) bytes of shared memory at head dim \(d)) does not fit \(caps.deviceName)")
                 }
                 kernel = Kernel(name: "attention_coopmat", spirv: SPIRV.attention_coopmat)
                 constants = [UInt32(32 * t.subgroups), UInt32(t.subgroups), UInt32(t.keys), UInt32(d),

@@ -147,14 +147,10 @@ enum GEMMCoopmat {
     /// The default tile: 128×128 in 32-wide K slices on 8 subgroups of 64×32 (40 KiB of shared memory).
     static let defaultTile = Tile(bm: 128, bn: 128, bk: 32, wm: 64, wn: 32)
 
-    /// `WAN_GEMM_COOPMAT_TILE` when set (must fit the device), else the default tile.
-    static func tile(_ caps: Capabilities) throws -> Tile {
+    /// `WAN_GEMM_COOPMAT_TILE` when set, else the default tile (the dispatch checks that it fits the device).
+    static func tile() throws -> Tile {
         guard let env = getenv("WAN_GEMM_COOPMAT_TILE"), env.pointee != 0 else { return defaultTile }
-        let t = try Tile(parsing: String(cString: env))
-        guard t.fits(caps) else {
-            throw RuntimeError.invalidArgument("coopmat GEMM tile \(t): \(t.threads) threads and \(t.sharedBytes) bytes of shared memory do not fit \(caps.deviceName)")
-        }
-        return t
+        return try Tile(parsing: String(cString: env))
     }
 
     /// Whether the shader may stage an operand in 8-element vector loads: its contiguous length is a
@@ -163,15 +159,18 @@ enum GEMMCoopmat {
         contiguousLength % 8 == 0 && x.deviceAddress % UInt64(min(16, 8 * x.dtype.size)) == 0
     }
 
-    /// Whether the device can run the variant.
-    static func supported(_ caps: Capabilities) -> Bool {
+    /// Whether the device has what both tensor-core shaders use: VK_NV_cooperative_matrix with a 16x16x16
+    /// f16 × f16 → f32 subgroup shape, subgroups of 32 and fp16 arithmetic.
+    static func hasF16Matrices(_ caps: Capabilities) -> Bool {
         caps.nvCooperativeMatrix && caps.subgroupSize == 32 && caps.shaderFloat16
-            && defaultTile.fits(caps)
             && caps.cooperativeMatrixShapesNV.contains {
                 $0.m == 16 && $0.n == 16 && $0.k == 16 && $0.a == "f16" && $0.b == "f16" && $0.c == "f32"
                     && $0.result == "f32" && $0.scope == "subgroup"
             }
     }
+
+    /// Whether the device can run the variant.
+    static func supported(_ caps: Capabilities) -> Bool { hasF16Matrices(caps) && defaultTile.fits(caps) }
 
     /// The policy: `WAN_GEMM_COOPMAT=0` never, `=1` whenever supported (any operands); otherwise when supported,
     /// B is not f32 and A is not f32 unless the caller allowed fp16 compute.
@@ -284,9 +283,9 @@ extension CommandList {
                 guard GEMMCoopmat.supported(caps) else {
                     throw RuntimeError.missingFeature(device: caps.deviceName, feature: "VK_NV_cooperative_matrix 16x16x16 f16->f32 with subgroup size 32")
                 }
-                let c = GEMMCoopmat.self, t = try coopmatTile ?? c.tile(caps)
+                let c = GEMMCoopmat.self, t = try coopmatTile ?? c.tile()
                 guard t.fits(caps) else {
-                    throw RuntimeError.invalidArgument("\(op): coopmat tile \(t) does not fit \(caps.deviceName)")
+                    throw RuntimeError.invalidArgument("\(op): coopmat tile \(t) (\(t.threads) threads, \(t.sharedBytes) bytes of shared memory) does not fit \(caps.deviceName)")
                 }
                 let constants: [UInt32] = [
                     UInt32(t.bm), UInt32(t.bn), UInt32(t.bk), UInt32(t.wm), UInt32(t.wn), UInt32(t.threads),
