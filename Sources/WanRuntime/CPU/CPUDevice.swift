@@ -9,9 +9,12 @@ final class CPUDevice: @unchecked Sendable {
 
     let threads: Int
     let label: String
+    /// Scratch buffers the kernels borrow per op, kept between ops (up to 256 MiB idle).
+    let scratch = CPUScratch(keptLimit: 256 << 20)
 
     private init() {
         threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        CPUBLAS.configure()
         var model = "CPU", flags: Set<Substring> = []
         if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) {
             let lines = info.split(separator: "\n")

@@ -99,7 +99,7 @@ public final class Device: @unchecked Sendable, CustomStringConvertible {
         let bytes = Shape.count(shape) * dtype.size
         switch backend {
         case .cpu:
-            let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
+            let p = CPUMemory.allocate(bytes)
             if Device.poison { p.initializeMemory(as: UInt8.self, repeating: 0xFF, count: max(bytes, 64)) }
             return Tensor(storage: Storage(device: self, byteCount: bytes, backing: .cpu(p)), dtype: dtype, shape: shape)
         case let .vulkan(v):

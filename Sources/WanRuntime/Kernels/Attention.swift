@@ -1,4 +1,3 @@
-import COpenBLAS
 import Foundation
 import WanShaders
 
@@ -340,7 +339,8 @@ extension CommandList {
 /// The CPU attention: per (batch, head, block of query rows), blocks of keys are multiplied with
 /// OpenBLAS (`S = Q·Kᵀ`, then `O += P·V`) around an online softmax in fp32, so scratch stays bounded
 /// (a query block × a key block) whatever the sequence lengths. Two variants: blocked (small blocks, each
-/// worker thread calling single-threaded sgemm) and wide (large blocks one at a time, OpenBLAS threading each call).
+/// worker thread calling single-threaded sgemm) and wide (large blocks one at a time, each product split over
+/// the cores by `CPUBLAS`).
 enum CPUAttention {
     struct Problem: Sendable {
         var batch, lq, heads, d: Int
@@ -378,22 +378,26 @@ enum CPUAttention {
 
     /// Runs the attention: blocked — the (batch, head, query block) items spread over the cores, each worker
     /// calling single-threaded sgemm on small blocks; wide — the items one at a time with large blocks, each
-    /// product one OpenBLAS call that OpenBLAS spreads over the cores, and the row loops split over the cores.
+    /// product and the row loops split over the cores. Scratch is borrowed from the device's pool.
     static func run(_ pr: Problem, q: Tensor, k: Tensor, v: Tensor, out: Tensor, device: CPUDevice, wide: Bool) {
         let items = pr.batch * pr.heads * ((pr.lq + pr.queryBlock - 1) / pr.queryBlock)
         if wide {
-            let worker = Worker(pr)
-            defer { worker.deallocate() }
-            for item in 0..<items {
-                worker.run(item: item, pr, q: q, k: k, v: v, out: out) { n, cost, body in device.parallelFor(n, costPerItem: cost, body) }
+            device.scratch.withFloats(Worker.floats(pr)) { memory in
+                let worker = Worker(pr, memory: memory)
+                for item in 0..<items {
+                    worker.run(item: item, pr, q: q, k: k, v: v, out: out, device: device, blasThreads: nil) { n, cost, body in
+                        device.parallelFor(n, costPerItem: cost, body)
+                    }
+                }
             }
         } else {
             let maxLength = pr.lengths.max() ?? 0
             device.parallelFor(items, costPerItem: 4 * pr.queryBlock * maxLength * pr.d) { range in
-                let worker = Worker(pr)
-                defer { worker.deallocate() }
-                for item in range {
-                    worker.run(item: item, pr, q: q, k: k, v: v, out: out) { n, _, body in body(0..<n) }
+                device.scratch.withFloats(Worker.floats(pr)) { memory in
+                    let worker = Worker(pr, memory: memory)
+                    for item in range {
+                        worker.run(item: item, pr, q: q, k: k, v: v, out: out, device: device, blasThreads: 1) { n, _, body in body(0..<n) }
+                    }
                 }
             }
         }
@@ -404,23 +408,27 @@ enum CPUAttention {
     struct Worker {
         let qs, ks, vs, sc, acc, rowMax, rowSum: UnsafeMutablePointer<Float>
 
-        init(_ pr: Problem) {
+        /// Floats of scratch one worker needs.
+        static func floats(_ pr: Problem) -> Int {
             let (d, qb, kb) = (pr.d, pr.queryBlock, pr.keyBlock)
-            qs = .allocate(capacity: qb * d)
-            ks = .allocate(capacity: kb * d)
-            vs = .allocate(capacity: kb * d)
-            sc = .allocate(capacity: qb * kb)
-            acc = .allocate(capacity: qb * d)
-            rowMax = .allocate(capacity: qb)
-            rowSum = .allocate(capacity: qb)
+            return 2 * qb * d + 2 * kb * d + qb * kb + 2 * qb
         }
 
-        func deallocate() {
-            for p in [qs, ks, vs, sc, acc, rowMax, rowSum] { p.deallocate() }
+        /// A worker over `memory` (`floats(pr)` of them, borrowed by the caller).
+        init(_ pr: Problem, memory: UnsafeMutablePointer<Float>) {
+            let (d, qb, kb) = (pr.d, pr.queryBlock, pr.keyBlock)
+            qs = memory
+            ks = qs + qb * d
+            vs = ks + kb * d
+            sc = vs + kb * d
+            acc = sc + qb * kb
+            rowMax = acc + qb * d
+            rowSum = rowMax + qb
         }
 
-        /// Item `item` of the problem; `rows(n, costPerRow, body)` runs body over 0..<n (in parallel or not).
-        func run(item: Int, _ pr: Problem, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
+        /// Item `item` of the problem; `rows(n, costPerRow, body)` runs body over 0..<n (in parallel or not),
+        /// the products split over `blasThreads` workers (nil: all of the device's).
+        func run(item: Int, _ pr: Problem, q: Tensor, k: Tensor, v: Tensor, out: Tensor, device: CPUDevice, blasThreads: Int?,
                  rows split: (Int, Int, (Range<Int>) -> Void) -> Void) {
             let d = pr.d, qb = pr.queryBlock, kb = pr.keyBlock
             let queryBlocks = (pr.lq + qb - 1) / qb
@@ -450,8 +458,8 @@ enum CPUAttention {
                 let n = min(kb, kvLen - k0)
                 let (km, ldk) = matrix(k, pr.kStrides, row0: k0, n: n, scratch: ks)
                 // S = (scale·log2e) · Q·Kᵀ  [rows × n]
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, blasint(rows), blasint(n), blasint(d),
-                            pr.scaleLog2, qm, blasint(ldq), km, blasint(ldk), 0, sc, blasint(kb))
+                CPUBLAS.sgemm(transA: false, transB: true, m: rows, n: n, k: d, alpha: pr.scaleLog2, a: qm, lda: ldq,
+                              b: km, ldb: ldk, beta: 0, c: sc, ldc: kb, device: device, threads: blasThreads)
                 split(rows, 4 * n) { range in
                     for r in range {
                         let srow = sc + r * kb
@@ -467,8 +475,8 @@ enum CPUAttention {
                 }
                 let (vm, ldv) = matrix(v, pr.vStrides, row0: k0, n: n, scratch: vs)
                 // O += P·V  [rows × d]
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(rows), blasint(d), blasint(n),
-                            1, sc, blasint(kb), vm, blasint(ldv), 1, acc, blasint(d))
+                CPUBLAS.sgemm(transA: false, transB: false, m: rows, n: d, k: n, alpha: 1, a: sc, lda: kb,
+                              b: vm, ldb: ldv, beta: 1, c: acc, ldc: d, device: device, threads: blasThreads)
                 k0 += n
             }
             let outHost = out.hostPointer!

@@ -1,4 +1,3 @@
-import COpenBLAS
 import Foundation
 import WanShaders
 
@@ -304,7 +303,7 @@ extension CommandList {
 }
 
 /// The CPU convolution: per batch, slabs of whole output rows (t', h'), each an im2col into bounded
-/// scratch (≤ `scratchLimit` bytes with the output scratch) and one OpenBLAS `sgemm`
+/// scratch (≤ `scratchLimit` bytes with the output scratch, borrowed from the device's pool) and one `CPUBLAS` product
 /// W[Cout, K] · col[K, slab], then bias, residual and conversion to the output dtype. A 1×1×1
 /// convolution without padding or strides multiplies x directly (no im2col).
 enum CPUConv3D {
@@ -313,14 +312,7 @@ enum CPUConv3D {
 
     static func run(_ g: Conv3DGeometry, x: Tensor, weight: Tensor, bias: Tensor?, cache: Tensor?, residual: Tensor?,
                     out: Tensor, device: CPUDevice) {
-        let (m, kk, n) = (g.cout, g.k, g.n)
-        let wScratch: UnsafeMutablePointer<Float>? = weight.dtype == .f32 ? nil : .allocate(capacity: m * kk)
-        if let wScratch { CPUGEMM.toFloat(weight.hostPointer!, dtype: weight.dtype, into: wScratch, count: m * kk, device: device) }
-        let wF = wScratch ?? weight.hostPointer!.assumingMemoryBound(to: Float.self)
-        var biasF = [Float](repeating: 0, count: bias == nil ? 0 : m)
-        if let bias {
-            biasF.withUnsafeMutableBufferPointer { HostConversion.load(bias.hostPointer!, dtype: bias.dtype, into: $0.baseAddress!, count: m) }
-        }
+        let (m, kk) = (g.cout, g.k)
         let pointwise = g.taps == 1 && g.st == 1 && g.sh == 1 && g.sw == 1 && g.padTop == 0 && g.padLeft == 0
             && g.tFront == 0 && g.ho == g.h && g.wo == g.w && x.dtype == .f32
         let residualIsOut = residual.map { $0.storage === out.storage && $0.offset == out.offset } ?? false
@@ -330,12 +322,28 @@ enum CPUConv3D {
         let perRow = ((pointwise ? 0 : kk) + (direct ? 0 : m)) * g.wo * MemoryLayout<Float>.size
         let slabRows = max(1, min(rowsTotal, scratchLimit / max(1, perRow)))
         let slabN = slabRows * g.wo
-        let col: UnsafeMutablePointer<Float>? = pointwise ? nil : .allocate(capacity: kk * slabN)
-        let cScratch: UnsafeMutablePointer<Float>? = direct ? nil : .allocate(capacity: m * slabN)
-        defer {
-            wScratch?.deallocate()
-            col?.deallocate()
-            cScratch?.deallocate()
+        // Scratch borrowed from the device's pool (kept between calls: no fresh pages per convolution).
+        device.scratch.withFloats(ifNeeded: weight.dtype == .f32 ? nil : m * kk) { wScratch in
+        device.scratch.withFloats(ifNeeded: pointwise ? nil : kk * slabN) { col in
+        device.scratch.withFloats(ifNeeded: direct ? nil : m * slabN) { cScratch in
+            if let wScratch { CPUGEMM.toFloat(weight.hostPointer!, dtype: weight.dtype, into: wScratch, count: m * kk, device: device) }
+            let wF = wScratch ?? weight.hostPointer!.assumingMemoryBound(to: Float.self)
+            slabs(g, x: x, cache: cache, residual: residual, out: out, bias: bias, device: device, wF: wF, col: col,
+                  cScratch: cScratch, slabRows: slabRows, direct: direct, residualIsOut: residualIsOut)
+        }
+        }
+        }
+    }
+
+    /// The slab loop of `run` over borrowed scratch: im2col (or x itself), one product, the epilogue.
+    private static func slabs(_ g: Conv3DGeometry, x: Tensor, cache: Tensor?, residual: Tensor?, out: Tensor, bias: Tensor?,
+                              device: CPUDevice, wF: UnsafePointer<Float>, col: UnsafeMutablePointer<Float>?,
+                              cScratch: UnsafeMutablePointer<Float>?, slabRows: Int, direct: Bool, residualIsOut: Bool) {
+        let (m, kk, n) = (g.cout, g.k, g.n)
+        let rowsTotal = g.to * g.ho
+        var biasF = [Float](repeating: 0, count: bias == nil ? 0 : m)
+        if let bias {
+            biasF.withUnsafeMutableBufferPointer { HostConversion.load(bias.hostPointer!, dtype: bias.dtype, into: $0.baseAddress!, count: m) }
         }
         let xHost = x.hostPointer!, outHost = out.hostPointer!
         for b in 0..<g.batch {
@@ -364,8 +372,8 @@ enum CPUConv3D {
                     c = outB.assumingMemoryBound(to: Float.self) + n0
                     ldc = n
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(m), blasint(cnt), blasint(kk),
-                            1, wF, blasint(kk), bPtr, blasint(ldb), residualIsOut && direct ? 1 : 0, c, blasint(ldc))
+                CPUBLAS.sgemm(transA: false, transB: false, m: m, n: cnt, k: kk, alpha: 1, a: wF, lda: kk, b: bPtr, ldb: ldb,
+                              beta: residualIsOut && direct ? 1 : 0, c: c, ldc: ldc, device: device)
                 biasF.withUnsafeBufferPointer { biasBuf in
                     let bp = biasBuf.isEmpty ? nil : biasBuf.baseAddress
                     if direct {

@@ -1,4 +1,3 @@
-import COpenBLAS
 import Foundation
 import WanShaders
 
@@ -359,7 +358,7 @@ struct CPUGEMMShape: Sendable {
     var activation: Activation
 }
 
-/// The CPU GEMM: OpenBLAS `cblas_sgemm` per batch on fp32 operands (f16/bf16 converted first), then
+/// The CPU GEMM: one OpenBLAS product (split over the cores by `CPUBLAS`) per batch on fp32 operands (f16/bf16 converted first), then
 /// the epilogue (bias, activation, residual, conversion to the output dtype) over rows in parallel.
 enum CPUGEMM {
     /// Converts `count` elements at `src` to fp32 at `dst`, in parallel chunks.
@@ -377,12 +376,26 @@ enum CPUGEMM {
                     device: CPUDevice) {
         let (m, n, k) = (s.m, s.n, s.k)
         let aPerBatch = m * k, bPerBatch = k * n
-        // fp32 views of the operands: the tensors themselves, or scratch converted per batch.
-        let aScratch: UnsafeMutablePointer<Float>? = a.dtype == .f32 ? nil : .allocate(capacity: max(1, aPerBatch))
-        let bScratch: UnsafeMutablePointer<Float>? = b.dtype == .f32 ? nil : .allocate(capacity: max(1, bPerBatch))
         // The product goes straight into out when it is f32 and the residual is not out itself.
         let direct = out.dtype == .f32 && !(residual.map { $0.overlaps(out) } ?? false)
-        let cScratch: UnsafeMutablePointer<Float>? = direct ? nil : .allocate(capacity: m * n)
+        // fp32 views of the operands: the tensors themselves, or scratch (borrowed from the device's pool)
+        // converted per batch.
+        device.scratch.withFloats(ifNeeded: a.dtype == .f32 ? nil : max(1, aPerBatch)) { aScratch in
+        device.scratch.withFloats(ifNeeded: b.dtype == .f32 ? nil : max(1, bPerBatch)) { bScratch in
+        device.scratch.withFloats(ifNeeded: direct ? nil : m * n) { cScratch in
+            run(s, a: a, b: b, out: out, bias: bias, residual: residual, scale: scale, device: device,
+                aScratch: aScratch, bScratch: bScratch, cScratch: cScratch)
+        }
+        }
+        }
+    }
+
+    /// `run` over borrowed scratch: per batch, operands converted when needed, one product, the epilogue.
+    private static func run(_ s: CPUGEMMShape, a: Tensor, b: Tensor, out: Tensor, bias: Tensor?, residual: Tensor?, scale: Tensor?,
+                            device: CPUDevice, aScratch: UnsafeMutablePointer<Float>?, bScratch: UnsafeMutablePointer<Float>?,
+                            cScratch: UnsafeMutablePointer<Float>?) {
+        let (m, n, k) = (s.m, s.n, s.k)
+        let aPerBatch = m * k, bPerBatch = k * n
         var biasF: [Float] = []
         if let bias {
             biasF = [Float](repeating: 0, count: n)
@@ -393,11 +406,6 @@ enum CPUGEMM {
         if let scale {
             let v = HostConversion.decode([UInt8](UnsafeRawBufferPointer(start: scale.hostPointer!, count: scale.byteCount)), as: .f32)
             scaleF = v.count == n ? v : [Float](repeating: v[0], count: n)
-        }
-        defer {
-            aScratch?.deallocate()
-            bScratch?.deallocate()
-            cScratch?.deallocate()
         }
         let aHost = a.hostPointer!, bHost = b.hostPointer!, outHost = out.hostPointer!
         var bConverted = -1
@@ -427,10 +435,9 @@ enum CPUGEMM {
             if k == 0 {
                 c.update(repeating: 0, count: m * n)
             } else {
-                cblas_sgemm(CblasRowMajor, s.transposeA ? CblasTrans : CblasNoTrans, s.transposeB ? CblasTrans : CblasNoTrans,
-                            blasint(m), blasint(n), blasint(k), s.alpha,
-                            aF, blasint(max(1, s.transposeA ? m : k)), bF, blasint(max(1, s.transposeB ? k : n)),
-                            0, c, blasint(max(1, n)))
+                CPUBLAS.sgemm(transA: s.transposeA, transB: s.transposeB, m: m, n: n, k: k, alpha: s.alpha,
+                              a: aF, lda: max(1, s.transposeA ? m : k), b: bF, ldb: max(1, s.transposeB ? k : n),
+                              beta: 0, c: c, ldc: max(1, n), device: device)
             }
             epilogue(c: c, m: m, n: n, scale: scaleF, bias: biasF, activation: s.activation,
                      residual: residual.map { ($0.hostPointer! + outOff * $0.dtype.size, $0.dtype) },
