@@ -86,7 +86,10 @@ public final class CommandList: @unchecked Sendable {
 final class CPURecorder: @unchecked Sendable {
     let device: CPUDevice
     let profile: Bool
-    var ops: [(label: String, body: () throws -> Void)] = []
+    /// The recorded ops. Each body gets the device as an argument and must not capture the recorder:
+    /// the recorder owns the bodies, so a body holding it would keep the list and every tensor it
+    /// uses alive forever.
+    var ops: [(label: String, body: (CPUDevice) throws -> Void)] = []
     var timings: [(label: String, milliseconds: Double)] = []
 
     init(device: CPUDevice, profile: Bool) {
@@ -94,7 +97,7 @@ final class CPURecorder: @unchecked Sendable {
         self.profile = profile
     }
 
-    func enqueue(_ label: String, _ body: @escaping () throws -> Void) {
+    func enqueue(_ label: String, _ body: @escaping (CPUDevice) throws -> Void) {
         ops.append((label, body))
     }
 
@@ -103,10 +106,10 @@ final class CPURecorder: @unchecked Sendable {
         for op in ops {
             if profile {
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                try op.body()
+                try op.body(device)
                 timings.append((op.label, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6))
             } else {
-                try op.body()
+                try op.body(device)
             }
         }
     }

@@ -268,8 +268,8 @@ extension CommandList {
             let problem = CPUAttention.Problem(batch: batch, lq: lq, heads: heads, d: d, lengths: lengths,
                                                qStrides: qs, kStrides: ks, vStrides: vs, scaleLog2: s * Float(M_LOG2E),
                                                queryBlock: blocks.queries, keyBlock: blocks.keys)
-            r.enqueue(label + (wide ? " [wide]" : "")) {
-                CPUAttention.run(problem, q: q, k: k, v: v, out: out, device: r.device, wide: wide)
+            r.enqueue(label + (wide ? " [wide]" : "")) { device in
+                CPUAttention.run(problem, q: q, k: k, v: v, out: out, device: device, wide: wide)
             }
         case let .vulkan(r):
             let caps = r.device.capabilities

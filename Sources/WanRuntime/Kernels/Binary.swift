@@ -40,10 +40,10 @@ extension CommandList {
         let label = "\(name) \(a.dtype),\(b.dtype)->\(out.dtype) \(out.shape)"
         switch impl {
         case let .cpu(r):
-            r.enqueue(label) {
+            r.enqueue(label) { device in
                 let pa = UnsafeRawPointer(a.hostPointer!), pb = UnsafeRawPointer(b.hostPointer!), po = out.hostPointer!
                 let sa = layout.strides[0].last!, sb = layout.strides[1].last!
-                layout.forEachBlock(device: r.device, scratchBlocks: 2) { start, m, offsets, scratch in
+                layout.forEachBlock(device: device, scratchBlocks: 2) { start, m, offsets, scratch in
                     let x = scratch, y = scratch + ElementwiseLayout.block
                     ElementwiseLayout.gather(pa, a.dtype, offset: offsets[0], stride: sa, count: m, into: x)
                     ElementwiseLayout.gather(pb, b.dtype, offset: offsets[1], stride: sb, count: m, into: y)

@@ -220,8 +220,8 @@ extension CommandList {
 
         switch impl {
         case let .cpu(r):
-            r.enqueue(label) {
-                CPUConv3D.run(g, x: x, weight: weight, bias: bias, cache: cacheUsed, residual: residual, out: out, device: r.device)
+            r.enqueue(label) { device in
+                CPUConv3D.run(g, x: x, weight: weight, bias: bias, cache: cacheUsed, residual: residual, out: out, device: device)
             }
         case let .vulkan(r):
             let caps = r.device.capabilities

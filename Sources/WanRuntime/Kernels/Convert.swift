@@ -11,10 +11,10 @@ extension CommandList {
         guard x.count < Int(UInt32.max) else { throw RuntimeError.invalidArgument("convert: too many elements") }
         switch impl {
         case let .cpu(r):
-            r.enqueue("convert \(x.dtype)->\(out.dtype)") {
+            r.enqueue("convert \(x.dtype)->\(out.dtype)") { device in
                 let n = x.count
                 let src = x.hostPointer!, dst = out.hostPointer!
-                r.device.parallelFor((n + 4095) / 4096, costPerItem: 4096) { blocks in
+                device.parallelFor((n + 4095) / 4096, costPerItem: 4096) { blocks in
                     var tmp = [Float](repeating: 0, count: 4096)
                     tmp.withUnsafeMutableBufferPointer { buf in
                         for b in blocks {

@@ -36,7 +36,7 @@ extension CommandList {
         let plan = LayoutCopy.Plan(shape: x.shape, src: x.strides, dst: out.strides)
         switch impl {
         case let .cpu(r):
-            r.enqueue(label) { LayoutCopy.cpuCopy(x, into: out, plan: plan, device: r.device) }
+            r.enqueue(label) { device in LayoutCopy.cpuCopy(x, into: out, plan: plan, device: device) }
         case let .vulkan(r):
             try LayoutCopy.vulkanCopy(x, into: out, plan: plan, recorder: r, label: label)
         }

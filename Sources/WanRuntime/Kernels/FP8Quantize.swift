@@ -36,10 +36,10 @@ extension CommandList {
         let fmax: Float = out.dtype == .f8e4m3fn ? 448 : 57344
         switch impl {
         case let .cpu(r):
-            r.enqueue("\(op) \(x.dtype)->\(out.dtype) \(scaling)") {
+            r.enqueue("\(op) \(x.dtype)->\(out.dtype) \(scaling)") { device in
                 let src = x.hostPointer!, dst = out.hostPointer!.assumingMemoryBound(to: UInt8.self)
                 let sc = scales.hostPointer!.assumingMemoryBound(to: Float.self)
-                r.device.parallelFor(rows, costPerItem: len * 4) { range in
+                device.parallelFor(rows, costPerItem: len * 4) { range in
                     let row = UnsafeMutablePointer<Float>.allocate(capacity: len)
                     defer { row.deallocate() }
                     for ri in range {

@@ -273,8 +273,8 @@ extension CommandList {
         case let .cpu(r):
             let shape = CPUGEMMShape(m: mm, n: n, k: k, batch: nb, strideA: strideA, strideB: strideB, strideOut: strideOut,
                                      transposeA: transposeA, transposeB: transposeB, alpha: alpha, activation: activation)
-            r.enqueue(label) {
-                CPUGEMM.run(shape, a: a, b: b, out: out, bias: bias, residual: residual, scale: weightScale, device: r.device)
+            r.enqueue(label) { device in
+                CPUGEMM.run(shape, a: a, b: b, out: out, bias: bias, residual: residual, scale: weightScale, device: device)
             }
         case let .vulkan(r):
             let caps = r.device.capabilities

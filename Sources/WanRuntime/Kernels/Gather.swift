@@ -29,11 +29,11 @@ extension CommandList {
         let label = "gather \(rows)x\(width) of \(vocab) \(table.dtype)->\(out.dtype)"
         switch impl {
         case let .cpu(r):
-            r.enqueue(label) {
+            r.enqueue(label) { device in
                 let src = UnsafeRawPointer(table.hostPointer!), dst = out.hostPointer!
                 let idp = UnsafeRawPointer(ids.hostPointer!).assumingMemoryBound(to: Int32.self)
                 let ts = table.dtype.size, os = out.dtype.size
-                r.device.parallelFor(rows, costPerItem: 2 * width) { range in
+                device.parallelFor(rows, costPerItem: 2 * width) { range in
                     let buf = UnsafeMutablePointer<Float>.allocate(capacity: width)
                     defer { buf.deallocate() }
                     for row in range {

@@ -60,12 +60,12 @@ extension CommandList {
         let label = "\(op) [\(outer), \(n), \(inner)] \(x.dtype)->\(out.dtype)"
         switch impl {
         case let .cpu(r):
-            r.enqueue(label) {
+            r.enqueue(label) { device in
                 let w = weight.map(RowMath.floats), b = bias.map(RowMath.floats)
                 if inner == 1 {
-                    NormCPU.rows(r.device, x, out, rows: outer, n: n, mode: mode, eps: eps, roundTo: roundDT, weight: w, bias: b)
+                    NormCPU.rows(device, x, out, rows: outer, n: n, mode: mode, eps: eps, roundTo: roundDT, weight: w, bias: b)
                 } else {
-                    NormCPU.columns(r.device, x, out, outer: outer, n: n, inner: inner, mode: mode, eps: eps,
+                    NormCPU.columns(device, x, out, outer: outer, n: n, inner: inner, mode: mode, eps: eps,
                                     roundTo: roundDT, weight: w, bias: b)
                 }
             }

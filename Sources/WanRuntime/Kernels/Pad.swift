@@ -29,7 +29,7 @@ extension CommandList {
         let label = "pad \(x.dtype)\(x.shape)->\(out.dtype)\(out.shape)"
         switch impl {
         case let .cpu(r):
-            r.enqueue(label) { PadPlan.cpuPad(x, out: out, plan: plan, bits: bits, device: r.device) }
+            r.enqueue(label) { device in PadPlan.cpuPad(x, out: out, plan: plan, bits: bits, device: device) }
         case let .vulkan(r):
             guard plan.rank <= 6 else {
                 throw RuntimeError.invalidArgument("pad: \(x.shape) by \(front)/\(back) needs \(plan.rank) dimensions after merging; the Vulkan kernel takes at most 6")

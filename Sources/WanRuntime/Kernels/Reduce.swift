@@ -57,9 +57,9 @@ extension CommandList {
         let label = "\(name) [\(rows), \(n)] \(x.dtype)->\(out.dtype)"
         switch impl {
         case let .cpu(r):
-            r.enqueue(label) {
+            r.enqueue(label) { device in
                 let src = x.hostPointer!, dst = out.hostPointer!
-                r.device.parallelFor(rows, costPerItem: n) { range in
+                device.parallelFor(rows, costPerItem: n) { range in
                     let buf = UnsafeMutablePointer<Float>.allocate(capacity: n)
                     defer { buf.deallocate() }
                     for row in range {

@@ -116,11 +116,11 @@ extension CommandList {
         switch impl {
         case let .cpu(r):
             let tab = table.table
-            r.enqueue(label) {
+            r.enqueue(label) { device in
                 let px = UnsafeRawPointer(x.hostPointer!), po = out.hostPointer!
                 let cs = UnsafePointer(tab.hostPointer!.assumingMemoryBound(to: Float.self))
                 let (sb, sl, sh, sd) = (x.strides[0], x.strides[1], x.strides[2], x.strides[3])
-                r.device.parallelFor(batch * seq, costPerItem: heads * dim * 4) { tokens in
+                device.parallelFor(batch * seq, costPerItem: heads * dim * 4) { tokens in
                     let v = UnsafeMutablePointer<Float>.allocate(capacity: dim)
                     defer { v.deallocate() }
                     for token in tokens {

@@ -20,9 +20,9 @@ extension CommandList {
         let label = "softmax [\(rows), \(n)] \(x.dtype)->\(out.dtype)"
         switch impl {
         case let .cpu(r):
-            r.enqueue(label) {
+            r.enqueue(label) { device in
                 let src = x.hostPointer!, dst = out.hostPointer!
-                r.device.parallelFor(rows, costPerItem: 8 * n) { range in
+                device.parallelFor(rows, costPerItem: 8 * n) { range in
                     let buf = UnsafeMutablePointer<Float>.allocate(capacity: n)
                     defer { buf.deallocate() }
                     for row in range {

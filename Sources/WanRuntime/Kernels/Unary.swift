@@ -51,11 +51,11 @@ extension CommandList {
         let label = "\(name) \(x.dtype)->\(out.dtype) \(out.shape)"
         switch impl {
         case let .cpu(r):
-            r.enqueue(label) {
+            r.enqueue(label) { device in
                 let px = UnsafeRawPointer(x.hostPointer!), po = out.hostPointer!
                 let sx = layout.strides[0].last!
                 let affine = scale != 1 || shift != 0
-                layout.forEachBlock(device: r.device, scratchBlocks: 1) { start, m, offsets, v in
+                layout.forEachBlock(device: device, scratchBlocks: 1) { start, m, offsets, v in
                     ElementwiseLayout.gather(px, x.dtype, offset: offsets[0], stride: sx, count: m, into: v)
                     UnaryMath.apply(op, v, m)
                     if affine { for k in 0..<m { v[k] = shift.addingProduct(v[k], scale) } }
