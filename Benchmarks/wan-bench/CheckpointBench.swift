@@ -98,7 +98,8 @@ enum CheckpointBench {
     /// Trims the heap and resets the peak-RSS counter (VmHWM) to the current RSS; returns it.
     static func resetPeakRSS() -> Int {
         // Return freed heap memory first, so that memory an earlier run freed is not silently reused
-        // (which would hide this run's growth).
+        // (which would hide this run's growth): the CPU backend's kept blocks, then malloc's.
+        Device.cpu().releaseCachedHostMemory()
         #if canImport(Glibc)
         if let sym = dlsym(nil, "malloc_trim") {  // glibc's malloc_trim (not in Swift's Glibc module)
             _ = unsafeBitCast(sym, to: (@convention(c) (Int) -> Int32).self)(0)

@@ -97,15 +97,56 @@ import Testing
         pool.withFloats(ifNeeded: nil) { #expect($0 == nil) }
     }
 
-    @Test func hostBlocksAreAligned() {
-        for bytes in [1, 100, 4096, CPUMemory.hugePageThreshold - 1, CPUMemory.hugePageThreshold, 3 * CPUMemory.hugePageThreshold + 5] {
-            let p = CPUMemory.allocate(bytes)
-            defer { p.deallocate() }
-            let alignment = bytes >= CPUMemory.hugePageThreshold ? CPUMemory.hugePage : 64
-            #expect(Int(bitPattern: p) % alignment == 0)
+    @Test func hostBlocksAreAligned() throws {
+        let pool = CPUMemory(keptLimit: 64 << 20)
+        for bytes in [1, 100, 4096, CPUMemory.poolThreshold - 1, CPUMemory.poolThreshold, 3 * CPUMemory.poolThreshold + 5] {
+            let p = try #require(pool.allocate(bytes))
+            defer { pool.free(p) }
+            #expect(Int(bitPattern: p) % (bytes >= CPUMemory.poolThreshold ? 4096 : 64) == 0)
             // The whole block is writable.
             p.initializeMemory(as: UInt8.self, repeating: 7, count: max(bytes, 64))
             #expect(p.load(fromByteOffset: max(bytes, 64) - 1, as: UInt8.self) == 7)
         }
+    }
+
+    @Test func largeBlocksAreKeptAndReused() throws {
+        let mib = 1 << 20
+        let pool = CPUMemory(keptLimit: 48 * mib)
+        let a = try #require(pool.allocate(16 * mib))
+        a.storeBytes(of: 42, as: Int.self)
+        pool.free(a)
+        #expect(pool.keptBytes == 16 * mib)
+        // The kept block serves a request it holds (up to 4x smaller), with its contents (its pages) intact.
+        let b = try #require(pool.allocate(9 * mib))
+        #expect(b == a && b.load(as: Int.self) == 42)
+        // A larger request maps a new block; both come back to the pool.
+        let c = try #require(pool.allocate(24 * mib))
+        #expect(c != a)
+        pool.free(b)
+        pool.free(c)
+        #expect(pool.keptBytes == 40 * mib)
+        #expect(pool.releaseKept() == 40 * mib && pool.keptBytes == 0)
+        // A much smaller request (over 4x) takes the smallest block that holds it, cut down to its size.
+        let big = try #require(pool.allocate(40 * mib))
+        pool.free(big)
+        let d = try #require(pool.allocate(8 * mib))
+        #expect(d == big)
+        pool.free(d)
+        #expect(pool.keptBytes == 8 * mib)
+        // A block over the limit is not kept.
+        let f = try #require(pool.allocate(64 * mib))
+        pool.free(f)
+        #expect(pool.keptBytes == 8 * mib)
+        // Over the limit: the newest block stays, the oldest kept ones are unmapped first.
+        let x = try #require(pool.allocate(30 * mib)), y = try #require(pool.allocate(30 * mib))
+        pool.free(x)
+        #expect(pool.keptBytes == 38 * mib)
+        pool.free(y)
+        #expect(pool.keptBytes == 30 * mib)
+        // Small blocks are malloc's, never kept.
+        let g = try #require(pool.allocate(1000))
+        pool.free(g)
+        #expect(pool.releaseKept() == 30 * mib)
+        #expect(pool.keptBytes == 0)
     }
 }

@@ -16,7 +16,7 @@ final class CPUScratch: @unchecked Sendable {
     }
 
     deinit {
-        for b in kept { b.pointer.deallocate() }
+        for b in kept { CPUMemory.shared.free(b.pointer) }
     }
 
     /// Bytes held by idle buffers now.
@@ -24,6 +24,17 @@ final class CPUScratch: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return kept.reduce(0) { $0 + $1.bytes }
+    }
+
+    /// Frees every idle buffer; returns the bytes released.
+    @discardableResult
+    func releaseKept() -> Int {
+        lock.lock()
+        let all = kept
+        kept.removeAll()
+        lock.unlock()
+        for b in all { CPUMemory.shared.free(b.pointer) }
+        return all.reduce(0) { $0 + $1.bytes }
     }
 
     /// Runs `body` with `count` floats of scratch (contents undefined), returned to the pool afterwards.
@@ -52,7 +63,8 @@ final class CPUScratch: @unchecked Sendable {
             return b
         }
         lock.unlock()
-        return (CPUMemory.allocate(bytes), bytes)
+        // Out of host memory: the standard allocator's failure (a trap) is all that is left inside a kernel.
+        return (CPUMemory.shared.allocate(bytes) ?? .allocate(byteCount: bytes, alignment: 64), bytes)
     }
 
     private func give(_ buffer: (pointer: UnsafeMutableRawPointer, bytes: Int)) {
@@ -67,6 +79,6 @@ final class CPUScratch: @unchecked Sendable {
             return false
         }
         lock.unlock()
-        for p in freed { p.deallocate() }
+        for p in freed { CPUMemory.shared.free(p) }
     }
 }

@@ -99,7 +99,9 @@ public final class Device: @unchecked Sendable, CustomStringConvertible {
         let bytes = Shape.count(shape) * dtype.size
         switch backend {
         case .cpu:
-            let p = CPUMemory.allocate(bytes)
+            guard let p = CPUMemory.shared.allocate(bytes) else {
+                throw RuntimeError.outOfDeviceMemory(requested: bytes, detail: "the system has no host memory left for a CPU tensor")
+            }
             if Device.poison { p.initializeMemory(as: UInt8.self, repeating: 0xFF, count: max(bytes, 64)) }
             return Tensor(storage: Storage(device: self, byteCount: bytes, backing: .cpu(p)), dtype: dtype, shape: shape)
         case let .vulkan(v):
@@ -199,4 +201,13 @@ public final class Device: @unchecked Sendable, CustomStringConvertible {
 
     /// Restarts the peak-memory counter at the current use.
     public func resetPeakMemory() { vulkan?.allocator.resetPeak() }
+
+    /// Gives back to the system the host memory the CPU backend keeps for reuse (freed large tensors and
+    /// scratch buffers); returns the bytes released. Nothing for a Vulkan device.
+    @discardableResult
+    public func releaseCachedHostMemory() -> Int {
+        guard case let .cpu(c) = backend else { return 0 }
+        let scratch = c.scratch.releaseKept()
+        return scratch + CPUMemory.shared.releaseKept()
+    }
 }

@@ -19,7 +19,7 @@ public final class Storage: @unchecked Sendable {
     }
 
     deinit {
-        if case let .cpu(p) = backing { p.deallocate() }
+        if case let .cpu(p) = backing { CPUMemory.shared.free(p) }
     }
 
     /// Host pointer to the first byte, when the memory is host-addressable (CPU, unified Vulkan memory).
