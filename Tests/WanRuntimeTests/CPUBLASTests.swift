@@ -80,21 +80,24 @@ import Testing
     }
 
     @Test func scratchIsReusedAndBounded() {
-        let pool = CPUScratch(keptLimit: 1 << 20)
-        let first = pool.withFloats(1000) { UnsafeMutableRawPointer($0) }
-        // Given back and taken again: the same buffer (no new allocation), also for a smaller need.
-        #expect(pool.withFloats(1000) { UnsafeMutableRawPointer($0) } == first)
-        #expect(pool.withFloats(10) { UnsafeMutableRawPointer($0) } == first)
-        // Two borrowers at once get different buffers.
-        pool.withFloats(1000) { outer in
-            pool.withFloats(1000) { inner in #expect(outer != inner) }
+        let mib = 1 << 20
+        let pool = CPUMemory(keptLimit: 48 * mib)
+        let floats = 4 * mib   // 16 MiB: a pooled block
+        let first = pool.withFloats(floats) { UnsafeMutableRawPointer($0) }
+        // Given back and taken again: the same block (no new mapping), also for a smaller need.
+        #expect(pool.withFloats(floats) { UnsafeMutableRawPointer($0) } == first)
+        #expect(pool.withFloats(floats / 2) { UnsafeMutableRawPointer($0) } == first)
+        // Two borrowers at once get different blocks.
+        pool.withFloats(floats) { outer in
+            pool.withFloats(floats) { inner in #expect(outer != inner) }
         }
-        #expect(pool.keptBytes == 8000)
-        // A buffer over the limit is freed when given back; those under it are kept.
-        pool.withFloats(1 << 20) { $0[0] = 1 }
-        #expect(pool.keptBytes == 8000)
+        #expect(pool.keptBytes == 32 * mib)
+        // A block over the limit is unmapped when given back; those under it are kept.
+        pool.withFloats(16 * mib) { $0[0] = 1 }
+        #expect(pool.keptBytes == 32 * mib)
         // Nothing borrowed for a nil need.
         pool.withFloats(ifNeeded: nil) { #expect($0 == nil) }
+        pool.releaseKept()
     }
 
     @Test func hostBlocksAreAligned() throws {

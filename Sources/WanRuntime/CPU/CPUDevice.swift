@@ -9,8 +9,6 @@ final class CPUDevice: @unchecked Sendable {
 
     let threads: Int
     let label: String
-    /// Scratch buffers the kernels borrow per op, kept between ops (up to 256 MiB idle).
-    let scratch = CPUScratch(keptLimit: 256 << 20)
 
     private init() {
         threads = max(1, ProcessInfo.processInfo.activeProcessorCount)

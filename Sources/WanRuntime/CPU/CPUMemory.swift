@@ -1,6 +1,7 @@
 import Foundation
 
-/// Host memory for CPU tensors and scratch. First touches of fresh memory are the costly part of large
+/// Host memory for CPU tensors and the kernels' scratch (`withFloats`: im2col columns, converted operands,
+/// product blocks, borrowed for one op). First touches of fresh memory are the costly part of large
 /// allocations (the kernel zeroes and maps every page; measured on this project's 2-core VM: 1.1-1.6 s to
 /// first-touch 2 GiB in 4 KiB pages, 0.27 s in huge pages, 0.08 s to rewrite it), so blocks of
 /// `poolThreshold` bytes and more are mapped directly, advised to use transparent huge pages, and kept
@@ -52,6 +53,22 @@ final class CPUMemory: @unchecked Sendable {
         }
         mapped[p] = length
         return p
+    }
+
+    /// Runs `body` with `count` floats of scratch (contents undefined), freed afterwards (a large block: kept
+    /// for the next op, so scratch of a repeated op is not fresh memory each time).
+    func withFloats<R>(_ count: Int, _ body: (UnsafeMutablePointer<Float>) throws -> R) rethrows -> R {
+        let bytes = max(1, count) * MemoryLayout<Float>.size
+        // Out of host memory: the standard allocator's failure (a trap) is all that is left inside a kernel.
+        let p = allocate(bytes) ?? .allocate(byteCount: bytes, alignment: 64)
+        defer { free(p) }
+        return try body(p.bindMemory(to: Float.self, capacity: max(1, count)))
+    }
+
+    /// `withFloats` for an optional need: a nil count gives a nil pointer and borrows nothing.
+    func withFloats<R>(ifNeeded count: Int?, _ body: (UnsafeMutablePointer<Float>?) throws -> R) rethrows -> R {
+        guard let count else { return try body(nil) }
+        return try withFloats(count) { try body($0) }
     }
 
     /// Frees a block from `allocate` (large blocks are kept for reuse while they fit under `keptLimit`).

@@ -206,8 +206,7 @@ public final class Device: @unchecked Sendable, CustomStringConvertible {
     /// scratch buffers); returns the bytes released. Nothing for a Vulkan device.
     @discardableResult
     public func releaseCachedHostMemory() -> Int {
-        guard case let .cpu(c) = backend else { return 0 }
-        let scratch = c.scratch.releaseKept()
-        return scratch + CPUMemory.shared.releaseKept()
+        guard case .cpu = backend else { return 0 }
+        return CPUMemory.shared.releaseKept()
     }
 }

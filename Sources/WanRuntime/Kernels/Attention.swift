@@ -352,9 +352,9 @@ enum CPUAttention {
     }
 
     /// Block sizes: 32 query rows, and keys such that each sgemm stays at or under OpenBLAS's
-    /// single-thread threshold (M·N·K ≤ 262144): the blocks already run on every core, and a threaded
-    /// OpenBLAS call from inside them serialises on its lock (measured: 64×64×128 blocks ran 20× slower
-    /// than 32×64×128 on 2 cores; 32×64 beat 64×32 by about 1.5×).
+    /// single-thread threshold (M·N·K ≤ 262144): the blocks already run on every core, and with
+    /// `WAN_CPU_BLAS=openblas` a threaded OpenBLAS call from inside them serialises on its lock (measured
+    /// then: 64×64×128 blocks ran 20× slower than 32×64×128 on 2 cores; 32×64 beat 64×32 by about 1.5×).
     static func blocks(headDim d: Int) -> (queries: Int, keys: Int) {
         let q = 32
         let k = max(8, min(256, 262_144 / (q * max(1, d)) / 8 * 8))
@@ -378,11 +378,11 @@ enum CPUAttention {
 
     /// Runs the attention: blocked — the (batch, head, query block) items spread over the cores, each worker
     /// calling single-threaded sgemm on small blocks; wide — the items one at a time with large blocks, each
-    /// product and the row loops split over the cores. Scratch is borrowed from the device's pool.
+    /// product and the row loops split over the cores. Scratch is borrowed from `CPUMemory`.
     static func run(_ pr: Problem, q: Tensor, k: Tensor, v: Tensor, out: Tensor, device: CPUDevice, wide: Bool) {
         let items = pr.batch * pr.heads * ((pr.lq + pr.queryBlock - 1) / pr.queryBlock)
         if wide {
-            device.scratch.withFloats(Worker.floats(pr)) { memory in
+            CPUMemory.shared.withFloats(Worker.floats(pr)) { memory in
                 let worker = Worker(pr, memory: memory)
                 for item in 0..<items {
                     worker.run(item: item, pr, q: q, k: k, v: v, out: out, device: device, blasThreads: nil) { n, cost, body in
@@ -393,7 +393,7 @@ enum CPUAttention {
         } else {
             let maxLength = pr.lengths.max() ?? 0
             device.parallelFor(items, costPerItem: 4 * pr.queryBlock * maxLength * pr.d) { range in
-                device.scratch.withFloats(Worker.floats(pr)) { memory in
+                CPUMemory.shared.withFloats(Worker.floats(pr)) { memory in
                     let worker = Worker(pr, memory: memory)
                     for item in range {
                         worker.run(item: item, pr, q: q, k: k, v: v, out: out, device: device, blasThreads: 1) { n, _, body in body(0..<n) }

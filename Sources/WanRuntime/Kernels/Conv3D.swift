@@ -303,7 +303,7 @@ extension CommandList {
 }
 
 /// The CPU convolution: per batch, slabs of whole output rows (t', h'), each an im2col into bounded
-/// scratch (≤ `scratchLimit` bytes with the output scratch, borrowed from the device's pool) and one `CPUBLAS` product
+/// scratch (≤ `scratchLimit` bytes with the output scratch, borrowed from `CPUMemory`) and one `CPUBLAS` product
 /// W[Cout, K] · col[K, slab], then bias, residual and conversion to the output dtype. A 1×1×1
 /// convolution without padding or strides multiplies x directly (no im2col).
 enum CPUConv3D {
@@ -322,10 +322,10 @@ enum CPUConv3D {
         let perRow = ((pointwise ? 0 : kk) + (direct ? 0 : m)) * g.wo * MemoryLayout<Float>.size
         let slabRows = max(1, min(rowsTotal, scratchLimit / max(1, perRow)))
         let slabN = slabRows * g.wo
-        // Scratch borrowed from the device's pool (kept between calls: no fresh pages per convolution).
-        device.scratch.withFloats(ifNeeded: weight.dtype == .f32 ? nil : m * kk) { wScratch in
-        device.scratch.withFloats(ifNeeded: pointwise ? nil : kk * slabN) { col in
-        device.scratch.withFloats(ifNeeded: direct ? nil : m * slabN) { cScratch in
+        // Scratch borrowed from `CPUMemory` (kept between calls: no fresh pages per convolution).
+        CPUMemory.shared.withFloats(ifNeeded: weight.dtype == .f32 ? nil : m * kk) { wScratch in
+        CPUMemory.shared.withFloats(ifNeeded: pointwise ? nil : kk * slabN) { col in
+        CPUMemory.shared.withFloats(ifNeeded: direct ? nil : m * slabN) { cScratch in
             if let wScratch { CPUGEMM.toFloat(weight.hostPointer!, dtype: weight.dtype, into: wScratch, count: m * kk, device: device) }
             let wF = wScratch ?? weight.hostPointer!.assumingMemoryBound(to: Float.self)
             slabs(g, x: x, cache: cache, residual: residual, out: out, bias: bias, device: device, wF: wF, col: col,

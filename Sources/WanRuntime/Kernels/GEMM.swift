@@ -378,11 +378,11 @@ enum CPUGEMM {
         let aPerBatch = m * k, bPerBatch = k * n
         // The product goes straight into out when it is f32 and the residual is not out itself.
         let direct = out.dtype == .f32 && !(residual.map { $0.overlaps(out) } ?? false)
-        // fp32 views of the operands: the tensors themselves, or scratch (borrowed from the device's pool)
+        // fp32 views of the operands: the tensors themselves, or scratch (borrowed from `CPUMemory`)
         // converted per batch.
-        device.scratch.withFloats(ifNeeded: a.dtype == .f32 ? nil : max(1, aPerBatch)) { aScratch in
-        device.scratch.withFloats(ifNeeded: b.dtype == .f32 ? nil : max(1, bPerBatch)) { bScratch in
-        device.scratch.withFloats(ifNeeded: direct ? nil : m * n) { cScratch in
+        CPUMemory.shared.withFloats(ifNeeded: a.dtype == .f32 ? nil : max(1, aPerBatch)) { aScratch in
+        CPUMemory.shared.withFloats(ifNeeded: b.dtype == .f32 ? nil : max(1, bPerBatch)) { bScratch in
+        CPUMemory.shared.withFloats(ifNeeded: direct ? nil : m * n) { cScratch in
             run(s, a: a, b: b, out: out, bias: bias, residual: residual, scale: scale, device: device,
                 aScratch: aScratch, bScratch: bScratch, cScratch: cScratch)
         }
