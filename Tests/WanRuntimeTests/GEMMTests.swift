@@ -317,7 +317,8 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
 }
 
 /// The tensor-core variant: checked against float64 where the device has VK_NV_cooperative_matrix;
-/// elsewhere (lavapipe) asking for it is a clear error and the policy never picks it.
+/// elsewhere (lavapipe) asking for it is a clear error and the policy never picks it, and the same shader is
+/// checked with its cooperative matrices emulated (`CoopmatEmulation`).
 @Suite struct GEMMCoopmatTests {
     /// Norm-relative error allowed against the float64 reference of the fp16-rounded operands.
     static let tolerance = 1e-2
@@ -325,11 +326,11 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
     /// One tensor-core GEMM against float64, its operands rounded to fp16 as the shader stages them (f32
     /// and bf16 to nearest even; fp8 decodes exactly): out[z] = act(alpha·op(A[z])·op(B[z])·scale + bias)
     /// (+ residual[z]). batchA / batchB 0: that operand is unbatched (shared).
-    private func check(_ d: Device, m: Int, n: Int, k: Int, batchA: Int = 0, batchB: Int = 0,
+    private func check(_ d: Device, emulation: CoopmatEmulation? = nil, m: Int, n: Int, k: Int, batchA: Int = 0, batchB: Int = 0,
                        transA: Bool = false, transB: Bool = true, aType: DType = .f16, bType: DType = .f16,
                        outType: DType = .f32, alpha: Float = 1, bias: Bool = false, activation: Activation = .none,
-                       residualType: DType? = nil, perColumnScale: Bool = false, tile: GEMMCoopmat.Tile? = nil, seed: UInt64,
-                       sourceLocation: SourceLocation = #_sourceLocation) throws {
+                       residualType: DType? = nil, perColumnScale: Bool = false, tile: GEMMCoopmat.Tile? = nil,
+                       seed: UInt64, sourceLocation: SourceLocation = #_sourceLocation) throws {
         var rng = TestRandom(seed: seed)
         let batchDims: [Int] = batchA > 0 ? [batchA] : batchB > 0 ? [batchB] : []
         let batch = batchDims.first ?? 1
@@ -364,7 +365,8 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
         let out = try d.empty(outShape, dtype: outType)
         let cl = try CommandList(device: d)
         try cl.gemm(at, bt, out: out, transposeA: transA, transposeB: transB, alpha: alpha, bias: biasT,
-                    activation: activation, residual: resT, weightScale: st, tile: nil, coopmat: true, coopmatTile: tile)
+                    activation: activation, residual: resT, weightScale: st, tile: nil, coopmat: true,
+                    coopmatTile: tile ?? emulation.map { _ in Self.emulatedTile }, coopmatEmulation: emulation)
         try cl.run()
 
         var want = [Double](repeating: 0, count: batch * m * n)
@@ -389,8 +391,12 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
         let err = maxRelativeError(try d.read(out), want)
         let label = "\(batchA)/\(batchB) \(m)x\(n)x\(k) A\(transA ? "ᵀ" : "") \(aType) B\(transB ? "ᵀ" : "") \(bType) -> \(outType)"
             + " bias \(bias) \(activation) res \(residualType.map { "\($0)" } ?? "-") scale \(perColumnScale)"
-        #expect(err <= Self.tolerance, "\(d.name) coopmat \(label): error \(err)", sourceLocation: sourceLocation)
+        #expect(err <= Self.tolerance, "\(d.name) coopmat\(emulation != nil ? " (emulated)" : "") \(label): error \(err)",
+                sourceLocation: sourceLocation)
     }
+
+    /// The tile of the emulated runs (the default's 40 KiB of shared memory exceed lavapipe's 32 KiB).
+    static let emulatedTile = GEMMCoopmat.Tile(bm: 64, bn: 64, bk: 32, wm: 32, wn: 32)
 
     /// `WAN_GEMM_COOPMAT_TILE` syntax and constraints.
     @Test func coopmatTileParsing() throws {
@@ -413,7 +419,9 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
                 try cl.gemm(at, wt, out: out, transposeA: false, transposeB: true, alpha: 1, bias: nil, activation: .none,
                             residual: nil, tile: nil, coopmat: true)
             }
-            print("note: \(caps.deviceName) has no usable NV cooperative matrix; the tensor-core GEMM was not run")
+            print("note: \(caps.deviceName) has no usable NV cooperative matrix; the tensor-core GEMM runs emulated")
+            try cases(d, caps, emulation: CoopmatEmulation())
+            TestDevices.checkValidation()
             return
         }
         if getenv("WAN_GEMM_COOPMAT") == nil {
@@ -423,51 +431,58 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
             #expect(GEMMCoopmat.chosen(caps, a: .f32, b: .bf16, fp16Compute: true))
             #expect(!GEMMCoopmat.chosen(caps, a: .f32, b: .f32, fp16Compute: true), "f32 weights stay exact")
         }
+        try cases(d, caps, emulation: nil)
+        TestDevices.checkValidation()
+    }
+
+    /// The products of the variant test, on the device's cooperative matrices or emulated ones.
+    private func cases(_ d: Device, _ caps: Capabilities, emulation e: CoopmatEmulation?) throws {
         // Odd sizes (edges in M, N and K; element-by-element staging) in every transpose combination, and
         // sizes that are multiples of 8 (16-byte staging; partial tiles in M and N; several K slices).
         var seed: UInt64 = 31
         for (transA, transB) in [(false, true), (false, false), (true, false), (true, true)] {
-            try check(d, m: 150, n: 133, k: 70, transA: transA, transB: transB, bias: true, activation: .geluTanh, seed: seed)
-            try check(d, m: 136, n: 72, k: 64, transA: transA, transB: transB, seed: seed + 100)
+            try check(d, emulation: e, m: 150, n: 133, k: 70, transA: transA, transB: transB, bias: true, activation: .geluTanh, seed: seed)
+            try check(d, emulation: e, m: 136, n: 72, k: 64, transA: transA, transB: transB, seed: seed + 100)
             seed += 1
         }
-        // The vectorized path on a larger problem (x·Wᵀ, and the untransposed weight).
-        try check(d, m: 300, n: 264, k: 520, seed: 40)
-        try check(d, m: 300, n: 264, k: 520, transB: false, seed: 41)
+        // The vectorized path on a larger problem (x·Wᵀ, and the untransposed weight); smaller when emulated
+        // (lavapipe runs the emulated products at ~50 MFLOP/s).
+        let (bm, bn, bk) = e == nil ? (300, 264, 520) : (140, 136, 200)
+        try check(d, emulation: e, m: bm, n: bn, k: bk, seed: 40)
+        try check(d, emulation: e, m: bm, n: bn, k: bk, transB: false, seed: 41)
         // One operand vectorized, the other staged element by element (odd M for Aᵀ, odd N for B).
-        try check(d, m: 77, n: 72, k: 64, transA: true, seed: 42)
-        try check(d, m: 72, n: 77, k: 64, transB: false, seed: 43)
+        try check(d, emulation: e, m: 77, n: 72, k: 64, transA: true, seed: 42)
+        try check(d, emulation: e, m: 72, n: 77, k: 64, transB: false, seed: 43)
         // A in bf16 and f32 (rounded to fp16 when staged), both staging paths.
         for aType in [DType.bf16, .f32] {
-            try check(d, m: 150, n: 133, k: 70, aType: aType, seed: 50)
-            try check(d, m: 136, n: 72, k: 64, transA: true, aType: aType, bType: .bf16, seed: 51)
-            try check(d, m: 136, n: 72, k: 64, aType: aType, bType: .f32, seed: 52)
+            try check(d, emulation: e, m: 150, n: 133, k: 70, aType: aType, seed: 50)
+            try check(d, emulation: e, m: 136, n: 72, k: 64, transA: true, aType: aType, bType: .bf16, seed: 51)
+            try check(d, emulation: e, m: 136, n: 72, k: 64, aType: aType, bType: .f32, seed: 52)
         }
         // FP8 weights with a per-column scale (and e5m2 without a scale), both layouts, both staging paths.
         for transB in [true, false] {
-            try check(d, m: 150, n: 133, k: 70, transB: transB, bType: .f8e4m3fn, bias: true, perColumnScale: true, seed: 60)
-            try check(d, m: 136, n: 72, k: 64, transB: transB, bType: .f8e4m3fn, perColumnScale: true, seed: 61)
-            try check(d, m: 136, n: 72, k: 64, transB: transB, aType: .bf16, bType: .f8e5m2, seed: 62)
+            try check(d, emulation: e, m: 150, n: 133, k: 70, transB: transB, bType: .f8e4m3fn, bias: true, perColumnScale: true, seed: 60)
+            try check(d, emulation: e, m: 136, n: 72, k: 64, transB: transB, bType: .f8e4m3fn, perColumnScale: true, seed: 61)
+            try check(d, emulation: e, m: 136, n: 72, k: 64, transB: transB, aType: .bf16, bType: .f8e5m2, seed: 62)
         }
         // Batches: A [3, M, K] with a shared B (folded into M), a transposed batched A with a shared B,
         // and A and B both batched.
-        try check(d, m: 50, n: 40, k: 72, batchA: 3, seed: 70)
-        try check(d, m: 45, n: 40, k: 70, batchA: 3, transA: true, transB: false, seed: 71)
-        try check(d, m: 37, n: 29, k: 48, batchA: 3, batchB: 3, transA: true, transB: false, seed: 72)
-        try check(d, m: 40, n: 48, k: 56, batchA: 3, batchB: 3, seed: 73)
+        try check(d, emulation: e, m: 50, n: 40, k: 72, batchA: 3, seed: 70)
+        try check(d, emulation: e, m: 45, n: 40, k: 70, batchA: 3, transA: true, transB: false, seed: 71)
+        try check(d, emulation: e, m: 37, n: 29, k: 48, batchA: 3, batchB: 3, transA: true, transB: false, seed: 72)
+        try check(d, emulation: e, m: 40, n: 48, k: 56, batchA: 3, batchB: 3, seed: 73)
         // Epilogue: alpha, bias, gelu and a residual; a 16-bit output with a bf16 residual.
-        try check(d, m: 150, n: 133, k: 70, batchA: 2, alpha: 0.5, bias: true, activation: .geluTanh,
+        try check(d, emulation: e, m: 150, n: 133, k: 70, batchA: 2, alpha: 0.5, bias: true, activation: .geluTanh,
                   residualType: .f32, seed: 80)
-        try check(d, m: 136, n: 72, k: 64, outType: .f16, bias: true, activation: .geluErf, residualType: .bf16, seed: 81)
-        try check(d, m: 136, n: 72, k: 64, aType: .bf16, bType: .f8e4m3fn, outType: .bf16, bias: true,
+        try check(d, emulation: e, m: 136, n: 72, k: 64, outType: .f16, bias: true, activation: .geluErf, residualType: .bf16, seed: 81)
+        try check(d, emulation: e, m: 136, n: 72, k: 64, aType: .bf16, bType: .f8e4m3fn, outType: .bf16, bias: true,
                   activation: .silu, residualType: .f16, perColumnScale: true, seed: 82)
         // Other tiles of the shader (for tuning through WAN_GEMM_COOPMAT_TILE) compute the same products.
         for (i, text) in ["64x64x32x32x32", "128x64x16x64x32", "128x128x32x64x64", "64x128x32x32x64"].enumerated() {
             let t = try GEMMCoopmat.Tile(parsing: text)
-            guard t.fits(caps) else { continue }
-            try check(d, m: 150, n: 133, k: 70, transA: false, transB: true, bias: true, activation: .geluTanh, tile: t, seed: 500 + UInt64(i))
-            try check(d, m: 300, n: 264, k: 520, transA: i % 2 == 1, transB: true, aType: .f32, bType: .bf16, tile: t, seed: 600 + UInt64(i))
+            guard t.fits(caps, emulated: e != nil) else { continue }
+            try check(d, emulation: e, m: 150, n: 133, k: 70, transA: false, transB: true, bias: true, activation: .geluTanh, tile: t, seed: 500 + UInt64(i))
+            try check(d, emulation: e, m: bm, n: bn, k: bk, transA: i % 2 == 1, transB: true, aType: .f32, bType: .bf16, tile: t, seed: 600 + UInt64(i))
         }
-        TestDevices.checkValidation()
     }
 }

@@ -136,9 +136,10 @@ enum GEMMCoopmat {
             self.bm = bm; self.bn = bn; self.bk = bk; self.wm = wm; self.wn = wn
         }
 
-        /// Whether a device with `caps` can run this tile.
-        func fits(_ caps: Capabilities) -> Bool {
-            caps.maxComputeSharedMemorySize >= sharedBytes && caps.maxComputeWorkGroupInvocations >= threads
+        /// Whether a device with `caps` can run this tile (emulated: with the emulation's shared scratch).
+        func fits(_ caps: Capabilities, emulated: Bool = false) -> Bool {
+            let shared = sharedBytes + (emulated ? CoopmatEmulation.sharedBytes(threads: threads) : 0)
+            return caps.maxComputeSharedMemorySize >= shared && caps.maxComputeWorkGroupInvocations >= threads
                 && caps.maxComputeWorkGroupSize[0] >= threads
         }
     }
@@ -198,7 +199,8 @@ extension CommandList {
     /// `gemm` with an explicit Vulkan tile configuration (tests and benchmarks); nil picks one.
     func gemm(_ a: Tensor, _ b: Tensor, out: Tensor, transposeA: Bool, transposeB: Bool, alpha: Float,
               bias: Tensor?, activation: Activation, residual: Tensor?, weightScale: Tensor? = nil, tile: GEMMTile?,
-              coopmat: Bool? = nil, fp16Compute: Bool = false, coopmatTile: GEMMCoopmat.Tile? = nil) throws {
+              coopmat: Bool? = nil, fp16Compute: Bool = false, coopmatTile: GEMMCoopmat.Tile? = nil,
+              coopmatEmulation: CoopmatEmulation? = nil) throws {
         let op = "gemm"
         try checkDevice([a, b, out] + [bias, residual, weightScale].compactMap { $0 }, op: op)
         for (name, t) in [("A", a), ("out", out)] + [("bias", bias), ("residual", residual)].compactMap({ n, t in t.map { (n, $0) } }) {
@@ -278,13 +280,15 @@ extension CommandList {
             }
         case let .vulkan(r):
             let caps = r.device.capabilities
-            if coopmat ?? GEMMCoopmat.chosen(caps, a: a.dtype, b: b.dtype, fp16Compute: fp16Compute) {
-                guard GEMMCoopmat.supported(caps) else {
-                    throw RuntimeError.missingFeature(device: caps.deviceName, feature: "VK_NV_cooperative_matrix 16x16x16 f16->f32 with subgroup size 32")
+            if coopmatEmulation != nil || (coopmat ?? GEMMCoopmat.chosen(caps, a: a.dtype, b: b.dtype, fp16Compute: fp16Compute)) {
+                let emulated = coopmatEmulation != nil
+                guard emulated ? CoopmatEmulation.supported(caps) : GEMMCoopmat.supported(caps) else {
+                    throw RuntimeError.missingFeature(device: caps.deviceName, feature: emulated ? "fp16 arithmetic (emulated cooperative matrices)"
+                                                      : "VK_NV_cooperative_matrix 16x16x16 f16->f32 with subgroup size 32")
                 }
                 let c = GEMMCoopmat.self, t = try coopmatTile ?? c.tile()
-                guard t.fits(caps) else {
-                    throw RuntimeError.invalidArgument("\(op): coopmat tile \(t) (\(t.threads) threads, \(t.sharedBytes) bytes of shared memory) does not fit \(caps.deviceName)")
+                guard t.fits(caps, emulated: emulated) else {
+                    throw RuntimeError.invalidArgument("\(op): coopmat tile \(t) (\(t.threads) threads, \(t.sharedBytes) bytes of shared memory\(emulated ? " and the emulation's" : "")) does not fit \(caps.deviceName)")
                 }
                 let constants: [UInt32] = [
                     UInt32(t.bm), UInt32(t.bn), UInt32(t.bk), UInt32(t.wm), UInt32(t.wn), UInt32(t.threads),
@@ -293,12 +297,14 @@ extension CommandList {
                     activation.code, scaleMode,
                     c.vectorizable(a, contiguousLength: transposeA ? m : k) ? 1 : 0,
                     c.vectorizable(b, contiguousLength: transposeB ? k : n) ? 1 : 0,
-                ]
+                ] + (coopmatEmulation.map { [$0.layout.rawValue] } ?? [])
                 let groups = ((n + t.bn - 1) / t.bn, (mm + t.bm - 1) / t.bm, min(nb, caps.maxComputeWorkGroupCount[2]))
-                try r.dispatch(Kernel(name: "gemm_coopmat", spirv: SPIRV.gemm_coopmat), constants: constants,
+                let kernel = emulated ? Kernel(name: "gemm_coopmat_emulated", spirv: SPIRV.gemm_coopmat_emulated)
+                    : Kernel(name: "gemm_coopmat", spirv: SPIRV.gemm_coopmat)
+                try r.dispatch(kernel, constants: constants,
                                push: gemmPush(a, b, out, bias, residual, weightScale, mm, n, k, nb, strideA, strideB, strideOut, alpha),
                                groups: groups, reads: [a, b] + [bias, residual, weightScale].compactMap { $0 }, writes: [out],
-                               label: label + " [coopmat \(t)]")
+                               label: label + " [coopmat \(t)\(emulated ? ", emulated" : "")]")
                 return
             }
             let t: GEMMTile

@@ -1,0 +1,341 @@
+// Tensor-core GEMM through VK_NV_cooperative_matrix (16x16x16, fp16 operands, fp32 accumulation), with
+// the same operands, layouts, push constants and epilogue as gemm.comp:
+//   out[z] = act(alpha * op(A[z]) * op(B[z]) (* scale) + bias) (+ residual[z]).
+// Each workgroup computes a BM x BN tile with (BM/WM) x (BN/WN) subgroups of 32 invocations; each subgroup
+// owns WM x WN outputs as (WM/16) x (WN/16) accumulator fragments. K is walked in BK-wide slices staged
+// into shared memory as fp16 (f32 and bf16 operands are rounded to nearest even; fp8 weights decode
+// exactly), double-buffered: the next slice is read from memory into registers before the MMAs of the
+// current one and written to the other shared buffer after them (one barrier per slice).
+// Staging moves chunks of 8 consecutive elements of an operand's contiguous dimension (one 16-byte load
+// of f16/bf16, two of f32, one 8-byte load of fp8 when VEC_A / VEC_B say the contiguous length is a
+// multiple of 8 and the base address is aligned; element by element with bounds checks otherwise).
+// Shared slices keep the operand's own layout (rows along its contiguous dimension, padded by 8 halves
+// against bank conflicts), and transposed operands are read as column-major fragments.
+// The epilogue stores each fragment to a per-subgroup 16x16 fp32 scratch (aliasing the staging buffers,
+// which are dead by then) and applies scale, bias, activation, residual and the output conversion.
+// Requires subgroup size 32 and a 16x16x16 f16 x f16 -> f32 subgroup-scope shape (checked by the host).
+#extension GL_GOOGLE_include_directive : enable
+#ifndef CM_EMULATE
+#extension GL_NV_cooperative_matrix : require
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_KHR_shader_subgroup_basic : require
+#endif
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#extension GL_EXT_control_flow_attributes : enable
+#include "common.glsl"
+
+layout(local_size_x_id = 5) in;
+#define CM_EMU_LAYOUT_ID 19
+#include "coopmat.glsl"
+
+layout(constant_id = 0) const uint BM = 128;
+layout(constant_id = 1) const uint BN = 128;
+layout(constant_id = 2) const uint BK = 32;      // multiple of 16
+layout(constant_id = 3) const uint WM = 64;      // subgroup tile rows (multiple of 16)
+layout(constant_id = 4) const uint WN = 32;      // subgroup tile columns (multiple of 16)
+// constant 5: workgroup size = (BM / WM) * (BN / WN) * 32
+layout(constant_id = 6) const uint A_DT = 0;
+layout(constant_id = 7) const uint B_DT = 0;
+layout(constant_id = 8) const uint OUT_DT = 0;
+layout(constant_id = 9) const uint BIAS_DT = 0;
+layout(constant_id = 10) const uint RES_DT = 0;
+layout(constant_id = 11) const uint TRANS_A = 0;
+layout(constant_id = 12) const uint TRANS_B = 0;
+layout(constant_id = 13) const uint HAS_BIAS = 0;
+layout(constant_id = 14) const uint HAS_RES = 0;
+layout(constant_id = 15) const uint ACT = 0;     // 0 none, 1 gelu (tanh), 2 gelu (erf), 3 silu
+layout(constant_id = 16) const uint SCALE = 0;   // 0 none, 1 per tensor, 2 per column n
+// 1: the operand's contiguous length (K for A, M for Aᵀ; N for B, K for Bᵀ) is a multiple of 8 and its
+// address (and so every batch's) is aligned to min(16, 8 * element size) bytes: chunks are vector loads.
+layout(constant_id = 17) const uint VEC_A = 0;
+layout(constant_id = 18) const uint VEC_B = 0;
+
+layout(push_constant) uniform P {
+    uint64_t a;
+    uint64_t b;
+    uint64_t out_;
+    uint64_t bias;
+    uint64_t res;
+    uint64_t scale;
+    uint M;
+    uint N;
+    uint K;
+    uint batch;
+    uint strideA;
+    uint strideB;
+    uint strideOut;
+    float alpha;
+} p;
+
+layout(buffer_reference, std430, buffer_reference_align = 16) buffer U32x4Ref { uvec4 v[]; };
+layout(buffer_reference, std430, buffer_reference_align = 8) buffer U32x2Ref { uvec2 v[]; };
+
+const uint SUBGROUPS = (BM / WM) * (BN / WN);
+const uint WG = SUBGROUPS * 32u;
+const uint FM = WM / 16u;
+const uint FN = WN / 16u;
+// Staged slices in the operands' stored layouts: rows x cols halves, cols contiguous, rows padded to LD.
+const uint A_ROWS = TRANS_A == 0u ? BM : BK;
+const uint A_COLS = TRANS_A == 0u ? BK : BM;
+const uint B_ROWS = TRANS_B == 0u ? BK : BN;
+const uint B_COLS = TRANS_B == 0u ? BN : BK;
+const uint A_LD = A_COLS + 8u;                  // halves; a multiple of 8 (16 bytes)
+const uint B_LD = B_COLS + 8u;
+const uint A_LD4 = A_LD / 8u;                   // in uvec4 (8 halves)
+const uint B_LD4 = B_LD / 8u;
+const uint A_STAGE = A_ROWS * A_LD4;            // uvec4 per buffer
+const uint B_STAGE = B_ROWS * B_LD4;
+const uint A_CPR = A_COLS / 8u;                 // 8-element chunks per row
+const uint B_CPR = B_COLS / 8u;
+const uint A_CHUNKS = A_ROWS * A_CPR;
+const uint B_CHUNKS = B_ROWS * B_CPR;
+const uint CA = (A_CHUNKS + WG - 1u) / WG;      // chunks per invocation
+const uint CB = (B_CHUNKS + WG - 1u) / WG;
+const uint STAGING = 2u * (A_STAGE + B_STAGE);  // A0, A1, B0, B1
+const uint SCRATCH = SUBGROUPS * 64u;           // 16x16 fp32 per subgroup (aliases the staging buffers)
+const uint S_SIZE = STAGING > SCRATCH ? STAGING : SCRATCH;
+
+shared uvec4 S[S_SIZE];
+
+uint dt_size(uint dt) { return dt == DT_F32 ? 4u : (dt == DT_F16 || dt == DT_BF16) ? 2u : 1u; }
+
+// ---- staging: raw chunks of 8 elements, converted to 8 packed halves ----
+
+// fp32 bits -> fp16 bits, round to nearest even (overflow to infinity, NaN to 0x7e00), as f32_to_f16 in
+// common.glsl but branch-free on four values: results below 2^-14 are rounded by one fp32 addition
+// (0.5 + x has an ulp of 2^-24, the fp16 subnormal quantum; fp32 addition rounds to nearest even).
+uvec4 f32x4_to_f16(uvec4 x) {
+    uvec4 s = (x >> 16) & 0x8000u;
+    uvec4 a = x & 0x7fffffffu;
+    uvec4 nrm = (a + 0xc8000fffu + ((a >> 13) & 1u)) >> 13;      // rebias 127 -> 15, round, drop 13 bits
+    precise vec4 t = uintBitsToFloat(a) + 0.5;
+    uvec4 sub = floatBitsToUint(t) - 0x3f000000u;
+    uvec4 h = mix(nrm, sub, lessThan(a, uvec4(0x38800000u)));
+    h = mix(h, uvec4(0x7c00u), greaterThanEqual(a, uvec4(0x47800000u)));
+    h = mix(h, uvec4(0x7e00u), greaterThan(a, uvec4(0x7f800000u)));
+    return s | h;
+}
+
+// float8 e4m3fn bytes -> fp16 bits, exact (every e4m3 value is a normal fp16 or zero); 0x7f/0xff -> NaN.
+uvec4 e4m3x4_to_f16(uvec4 b) {
+    uvec4 mag = b & 0x7fu;
+    uvec4 nrm = (mag << 7) + 0x2000u;                           // exponent + 8, mantissa << 7
+    uvec4 sub = (floatBitsToUint(vec4(b & 7u) * 0.001953125) >> 13) - (112u << 10); // m * 2^-9
+    uvec4 h = mix(nrm, sub, lessThan(mag, uvec4(8u)));
+    h = mix(h, uvec4(0u), equal(mag, uvec4(0u)));
+    h = mix(h, uvec4(0x7e00u), equal(mag, uvec4(0x7fu)));
+    return ((b & 0x80u) << 8) | h;
+}
+
+
+uvec4 bytes_to_f16(uint dt, uvec2 w) {
+    if (dt == DT_F8E5M2) {   // e5m2 is the top byte of an fp16
+        return uvec4(((w.x & 0xffu) << 8) | ((w.x & 0xff00u) << 16), ((w.x >> 8) & 0xff00u) | (w.x & 0xff000000u),
+                     ((w.y & 0xffu) << 8) | ((w.y & 0xff00u) << 16), ((w.y >> 8) & 0xff00u) | (w.y & 0xff000000u));
+    }
+    uvec4 sh = uvec4(0u, 8u, 16u, 24u);
+    uvec4 h0 = e4m3x4_to_f16((uvec4(w.x) >> sh) & 0xffu), h1 = e4m3x4_to_f16((uvec4(w.y) >> sh) & 0xffu);
+    return uvec4(h0.x | (h0.y << 16), h0.z | (h0.w << 16), h1.x | (h1.y << 16), h1.z | (h1.w << 16));
+}
+
+// Raw chunk (r0, r1) of dtype dt -> 8 halves packed two per word, lowest element first.
+uvec4 to_half8(uint dt, uvec4 r0, uvec4 r1) {
+    if (dt == DT_F16) return r0;
+    if (dt == DT_BF16) {     // even elements in the low halves, odd in the high
+        uvec4 lo = f32x4_to_f16(r0 << 16), hi = f32x4_to_f16(r0 & 0xffff0000u);
+        return lo | (hi << 16);
+    }
+    if (dt == DT_F32) {
+        uvec4 h0 = f32x4_to_f16(r0), h1 = f32x4_to_f16(r1);
+        return uvec4(h0.x | (h0.y << 16), h0.z | (h0.w << 16), h1.x | (h1.y << 16), h1.z | (h1.w << 16));
+    }
+    return bytes_to_f16(dt, r0.xy);
+}
+
+// Loads the 8 elements idx..idx+7 of the operand at base into (r0, r1) in their raw encoding: f32 as 8
+// words, 16-bit types as 8 packed halves in r0, fp8 as 8 bytes in r0.xy. Elements past the row's end
+// (cols_left of them are in range) or of a row out of range read as zero.
+void load_chunk(uint64_t base, uint dt, bool vec, uint idx, bool row_ok, int cols_left, out uvec4 r0, out uvec4 r1) {
+    r0 = uvec4(0u);
+    r1 = uvec4(0u);
+    if (vec) {
+        if (row_ok && cols_left > 0) {   // the contiguous length is a multiple of 8: the whole chunk
+            if (dt == DT_F32) {
+                r0 = U32x4Ref(base).v[idx / 4u];
+                r1 = U32x4Ref(base).v[idx / 4u + 1u];
+            } else if (dt == DT_F16 || dt == DT_BF16) {
+                r0 = U32x4Ref(base).v[idx / 8u];
+            } else {
+                r0.xy = U32x2Ref(base).v[idx / 8u];
+            }
+        }
+        return;
+    }
+    if (!row_ok) return;
+    CM_UNROLL for (uint e = 0u; e < 8u; e++) {
+        if (int(e) < cols_left) {
+            if (dt == DT_F32) {
+                uint v = U32Ref(base).v[idx + e];
+                if (e < 4u) r0[e] = v; else r1[e - 4u] = v;
+            } else if (dt == DT_F16 || dt == DT_BF16) {
+                r0[e / 2u] |= uint(U16Ref(base).v[idx + e]) << (16u * (e & 1u));
+            } else {
+                r0[e / 4u] |= uint(U8Ref(base).v[idx + e]) << (8u * (e & 3u));
+            }
+        }
+    }
+}
+
+float tanh_safe(float y) {
+    float e = exp(-2.0 * abs(y));
+    return sign(y) * (1.0 - e) / (1.0 + e);
+}
+
+// erf, ~1e-7 absolute error (the same fit as gemm.comp).
+float erf_approx(float x) {
+    float t = abs(x);
+    if (t <= 0.921875) {
+        float s = x * x;
+        float r = 8.395633631153032e-05;
+        r = fma(r, s, -0.0008149241330102086);
+        r = fma(r, s, 0.0052016605623066425);
+        r = fma(r, s, -0.026859676465392113);
+        r = fma(r, s, 0.11283700913190842);
+        r = fma(r, s, -0.37612634897232056);
+        r = fma(r, s, 1.128379225730896);
+        return x * r;
+    }
+    if (t >= 4.0) return sign(x);
+    float u = t - 2.4;
+    float r = -2.6845814460330075e-08;
+    r = fma(r, u, 1.6286921891150996e-06);
+    r = fma(r, u, -1.446055102860555e-05);
+    r = fma(r, u, 8.710234396858141e-05);
+    r = fma(r, u, -0.00046971190022304654);
+    r = fma(r, u, 0.002387396292760968);
+    r = fma(r, u, -0.011768030934035778);
+    r = fma(r, u, 0.05949811264872551);
+    r = fma(r, u, -0.36423662304878235);
+    r = fma(r, u, -1.520975112915039);
+    r = fma(-t, t, r);
+    return sign(x) * (1.0 - exp(r));
+}
+
+float activate(float v) {
+    if (ACT == 1u) return 0.5 * v * (1.0 + tanh_safe(0.7978845608028654 * (v + 0.044715 * v * v * v)));
+    if (ACT == 2u) return 0.5 * v * (1.0 + erf_approx(v * 0.7071067811865476));
+    if (ACT == 3u) return v / (1.0 + exp(-v));
+    return v;
+}
+
+void main() {
+    uint tid = gl_LocalInvocationID.x;
+    uint sg = CM_SG, lane = CM_LANE;
+    uint wm = sg / (BN / WN), wn = sg % (BN / WN);
+    uint m0 = gl_WorkGroupID.y * BM, n0 = gl_WorkGroupID.x * BN;
+    uint M = p.M, N = p.N, K = p.K;
+    uint nk = (K + BK - 1u) / BK;
+    // Where this invocation's chunks sit in the slices (row, first column), the same for every slice.
+    uint aRow[CA], aCol[CA], bRow[CB], bCol[CB];
+    CM_UNROLL for (uint c = 0u; c < CA; c++) { uint q = tid + c * WG; aRow[c] = q / A_CPR; aCol[c] = (q % A_CPR) * 8u; }
+    CM_UNROLL for (uint c = 0u; c < CB; c++) { uint q = tid + c * WG; bRow[c] = q / B_CPR; bCol[c] = (q % B_CPR) * 8u; }
+
+    for (uint z = gl_WorkGroupID.z; z < p.batch; z += gl_NumWorkGroups.z) {
+        uint64_t aBase = p.a + uint64_t(z) * uint64_t(p.strideA) * uint64_t(dt_size(A_DT));
+        uint64_t bBase = p.b + uint64_t(z) * uint64_t(p.strideB) * uint64_t(dt_size(B_DT));
+
+        CM_F32 acc[FM * FN];
+        CM_UNROLL for (uint f = 0; f < FM * FN; f++) acc[f] = CM_F32_ZERO;
+
+        // Raw chunks of the next slice, held in registers across the MMAs of the current one.
+        uvec4 ra0[CA], ra1[CA], rb0[CB], rb1[CB];
+
+#define LOAD_SLICE(k0)                                                                                          \
+        {                                                                                                       \
+            /* A slice: rows m (cols k), or rows k (cols m) when transposed. */                                 \
+            uint aRows = TRANS_A == 0u ? M - m0 : K - (k0), aCols = TRANS_A == 0u ? K - (k0) : M - m0;          \
+            uint aLd = TRANS_A == 0u ? K : M, aStart = TRANS_A == 0u ? m0 * K + (k0) : (k0) * M + m0;          \
+            CM_UNROLL for (uint c = 0u; c < CA; c++)                                                           \
+                load_chunk(aBase, A_DT, VEC_A != 0u, aStart + aRow[c] * aLd + aCol[c],                          \
+                           tid + c * WG < A_CHUNKS && aRow[c] < aRows, int(aCols) - int(aCol[c]), ra0[c], ra1[c]); \
+            uint bRows = TRANS_B == 0u ? K - (k0) : N - n0, bCols = TRANS_B == 0u ? N - n0 : K - (k0);          \
+            uint bLd = TRANS_B == 0u ? N : K, bStart = TRANS_B == 0u ? (k0) * N + n0 : n0 * K + (k0);          \
+            CM_UNROLL for (uint c = 0u; c < CB; c++)                                                           \
+                load_chunk(bBase, B_DT, VEC_B != 0u, bStart + bRow[c] * bLd + bCol[c],                          \
+                           tid + c * WG < B_CHUNKS && bRow[c] < bRows, int(bCols) - int(bCol[c]), rb0[c], rb1[c]); \
+        }
+#define STORE_SLICE(buf)                                                                                        \
+        {                                                                                                       \
+            CM_UNROLL for (uint c = 0u; c < CA; c++)                                                           \
+                if (tid + c * WG < A_CHUNKS)                                                                    \
+                    S[(buf) * A_STAGE + aRow[c] * A_LD4 + aCol[c] / 8u] = to_half8(A_DT, ra0[c], ra1[c]);       \
+            CM_UNROLL for (uint c = 0u; c < CB; c++)                                                           \
+                if (tid + c * WG < B_CHUNKS)                                                                    \
+                    S[2u * A_STAGE + (buf) * B_STAGE + bRow[c] * B_LD4 + bCol[c] / 8u] = to_half8(B_DT, rb0[c], rb1[c]); \
+        }
+
+        if (nk > 0u) {
+            LOAD_SLICE(0u)
+            STORE_SLICE(0u)
+        }
+        barrier();
+        for (uint t = 0u; t < nk; t++) {
+            uint cur = t & 1u;
+            bool more = t + 1u < nk;
+            if (more) LOAD_SLICE((t + 1u) * BK)
+            uint aOff = cur * A_STAGE, bOff = 2u * A_STAGE + cur * B_STAGE;
+            CM_UNROLL for (uint kk = 0; kk < BK; kk += 16u) {
+                CM_F16 af[FM];
+                CM_F16 bf[FN];
+                // Offsets in uvec4 (8 halves): fragment corners are multiples of 16 halves.
+                CM_UNROLL for (uint i = 0; i < FM; i++) {
+                    uint m = wm * WM + i * 16u;
+                    if (TRANS_A == 0u) CM_LOAD_U4H(af[i], S, aOff + m * A_LD4 + kk / 8u, A_LD4, false);
+                    else CM_LOAD_U4H(af[i], S, aOff + kk * A_LD4 + m / 8u, A_LD4, true);
+                }
+                CM_UNROLL for (uint j = 0; j < FN; j++) {
+                    uint n = wn * WN + j * 16u;
+                    if (TRANS_B == 0u) CM_LOAD_U4H(bf[j], S, bOff + kk * B_LD4 + n / 8u, B_LD4, false);
+                    else CM_LOAD_U4H(bf[j], S, bOff + n * B_LD4 + kk / 8u, B_LD4, true);
+                }
+                CM_UNROLL for (uint i = 0; i < FM; i++)
+                CM_UNROLL for (uint j = 0; j < FN; j++)
+                    acc[i * FN + j] = cm_mma(af[i], bf[j], acc[i * FN + j]);
+            }
+            // The other buffer was last read in the previous slice, before the barrier that ended it.
+            if (more) STORE_SLICE(cur ^ 1u)
+            barrier();
+        }
+#undef LOAD_SLICE
+#undef STORE_SLICE
+
+        // Epilogue, one fragment at a time through this subgroup's 16x16 fp32 scratch at S[sg * 64]
+        // (the staging buffers are dead: every read of them happened before the last barrier).
+        uint64_t outBase = p.out_ + uint64_t(z) * uint64_t(p.strideOut) * uint64_t(dt_size(OUT_DT));
+        uint64_t resBase = p.res + uint64_t(z) * uint64_t(p.strideOut) * uint64_t(dt_size(RES_DT));
+        CM_UNROLL for (uint i = 0; i < FM; i++) {
+            CM_UNROLL for (uint j = 0; j < FN; j++) {
+                CM_STORE_U4F(acc[i * FN + j], S, sg * 64u, 4u);
+                CM_SUBGROUP_SYNC();
+                for (uint e = lane; e < 256u; e += 32u) {
+                    uint m = m0 + wm * WM + i * 16u + e / 16u;
+                    uint n = n0 + wn * WN + j * 16u + e % 16u;
+                    if (m < M && n < N) {
+                        float s = p.alpha;
+                        if (SCALE == 1u) s *= F32Ref(p.scale).v[0];
+                        if (SCALE == 2u) s *= F32Ref(p.scale).v[n];
+                        float v = uintBitsToFloat(S[sg * 64u + e / 4u][e % 4u]) * s;
+                        if (HAS_BIAS != 0u) v += load_elem(p.bias, BIAS_DT, n);
+                        v = activate(v);
+                        uint o = m * N + n;
+                        if (HAS_RES != 0u) v += load_elem(resBase, RES_DT, o);
+                        store_elem(outBase, OUT_DT, o, v);
+                    }
+                }
+                CM_SUBGROUP_SYNC();
+            }
+        }
+        // The next batch's first slice overwrites the scratch.
+        barrier();
+    }
+}
