@@ -21,6 +21,8 @@ private struct AttentionCase: CustomStringConvertible {
     /// Forces the tensor-core variant on or off on Vulkan (nil: the policy), and its tile.
     var coopmat: Bool?
     var coopmatTile: AttentionCoopmat.Tile?
+    /// Runs the tensor-core shader with emulated cooperative matrices (on devices without them).
+    var emulation: CoopmatEmulation?
 
     var description: String {
         "B\(batch) Lq\(lq) Lk\(lk) H\(heads) D\(d) \(qType),\(kType),\(vType)->\(outType)"
@@ -28,7 +30,8 @@ private struct AttentionCase: CustomStringConvertible {
             + (magnitude != 1 ? " ±\(magnitude)" : "") + (fused ? " fused" : "") + (headMajorKV ? " kv[B,H,L,D]" : "")
             + " tile \(tile.map { "\($0)" } ?? "auto")" + (cpuBlocks.map { " cpu \($0.queries)x\($0.keys)" } ?? "")
             + (cpuWide.map { " cpu wide \($0.queries)x\($0.keys)" } ?? "")
-            + (coopmat.map { $0 ? " coopmat" : " no coopmat" } ?? "")
+            + (coopmat.map { $0 ? " coopmat" : " no coopmat" } ?? "") + (coopmatTile.map { " \($0)" } ?? "")
+            + (emulation.map { " emulated (layout \($0.layout))" } ?? "")
     }
 }
 
@@ -85,7 +88,8 @@ private func runCase(_ c: AttentionCase, on devices: [Device], seed: UInt64) thr
         let out = try device.empty([b, lq, h, d], dtype: c.outType)
         let list = try CommandList(device: device)
         try list.attention(q: q, k: k, v: v, out: out, scale: c.scale, keyLengths: c.lengths, tile: c.tile, cpuBlocks: c.cpuBlocks,
-                           coopmat: device.isCPU ? nil : c.coopmat, coopmatTile: c.coopmatTile, cpuWideBlocks: c.cpuWide)
+                           coopmat: device.isCPU ? nil : c.coopmat, coopmatTile: c.coopmatTile, cpuWideBlocks: c.cpuWide,
+                           coopmatEmulation: device.isCPU ? nil : c.emulation)
         try list.run()
         got.append(try device.read(out))
     }
@@ -306,7 +310,8 @@ private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol:
 }
 
 /// The tensor-core variant (`attention_coopmat.comp`): against float64 on the device where it runs (q, k, v
-/// and the probabilities rounded to fp16, so fp16 tolerances); elsewhere (lavapipe) forcing it is a clear error.
+/// and the probabilities rounded to fp16, so fp16 tolerances); elsewhere (lavapipe) forcing it is a clear error,
+/// and the same shader runs its whole case list with emulated cooperative matrices (`attention_coopmat_emulated`).
 @Suite struct AttentionCoopmatTests {
     /// `WAN_ATTN_COOPMAT_TILE` syntax and constraints; the default tile's shared memory at d 128.
     @Test func coopmatTileParsing() throws {
@@ -324,7 +329,13 @@ private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol:
         guard AttentionCoopmat.supported(caps, headDim: 64) else {
             #expect(throws: RuntimeError.self) { try check(AttentionCase(d: 64, coopmat: true), devices: [d]) }
             #expect(!AttentionCoopmat.chosen(caps, headDim: 64, inputs: [.f16, .f16, .f16], fp16Compute: true))
-            print("note: \(caps.deviceName) has no usable NV cooperative matrix; the tensor-core attention was not run")
+            print("note: \(caps.deviceName) has no usable NV cooperative matrix; the tensor-core attention runs emulated")
+            // Head dims the shader does not take are a clear error emulated too.
+            #expect(throws: RuntimeError.self) {
+                try check(AttentionCase(d: 24, coopmat: true, emulation: CoopmatEmulation()), devices: [d])
+            }
+            try cases(d, caps, emulation: CoopmatEmulation())
+            TestDevices.checkValidation()
             return
         }
         // The policy (unless WAN_ATTN_COOPMAT overrides it): 16-bit inputs, or f32 with fp16 compute allowed.
@@ -333,36 +344,58 @@ private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol:
             #expect(!AttentionCoopmat.chosen(caps, headDim: 128, inputs: [.f32, .f32, .f32], fp16Compute: false))
             #expect(AttentionCoopmat.chosen(caps, headDim: 128, inputs: [.f32, .f32, .f32], fp16Compute: true))
         }
-        let tol = 2e-2
-        // Odd lengths (query blocks of 64 and key blocks of 64 both ragged), every head dim the shader takes.
-        try check(AttentionCase(batch: 2, lq: 150, lk: 77, heads: 3, d: 64, qType: .f16, kType: .f16, vType: .f16,
-                                outType: .f16, coopmat: true), devices: [d], tol: tol)
-        try check(AttentionCase(batch: 1, lq: 300, lk: 513, heads: 2, d: 128, qType: .bf16, kType: .bf16, vType: .bf16,
-                                outType: .bf16, coopmat: true), devices: [d], seed: 2, tol: tol)
-        try check(AttentionCase(batch: 1, lq: 33, lk: 1, heads: 2, d: 16, qType: .f16, kType: .f16, vType: .f16,
-                                coopmat: true), devices: [d], seed: 3, tol: tol)
-        // f32 inputs rounded to fp16 (what fp16 compute does), f32 output; mixed dtypes.
-        try check(AttentionCase(batch: 2, lq: 65, lk: 130, heads: 2, d: 32, coopmat: true), devices: [d], seed: 4, tol: tol)
-        try check(AttentionCase(batch: 1, lq: 70, lk: 64, heads: 2, d: 48, qType: .f32, kType: .bf16, vType: .f16,
-                                coopmat: true), devices: [d], seed: 5, tol: tol)
-        // Key-length masking (the masked keys hold NaN), different per batch.
-        try check(AttentionCase(batch: 2, lq: 40, lk: 150, heads: 2, d: 64, qType: .f16, kType: .f16, vType: .f16,
-                                lengths: [150, 23], coopmat: true), devices: [d], seed: 6, tol: tol)
-        // Strided views: slices of a fused QKV tensor, and head-major k, v.
-        try check(AttentionCase(batch: 1, lq: 70, lk: 70, heads: 2, d: 64, qType: .f16, kType: .f16, vType: .f16,
-                                fused: true, coopmat: true), devices: [d], seed: 7, tol: tol)
-        try check(AttentionCase(batch: 2, lq: 21, lk: 33, heads: 3, d: 16, qType: .bf16, kType: .bf16, vType: .bf16,
-                                headMajorKV: true, coopmat: true), devices: [d], seed: 8, tol: tol)
-        // Large logits (softmax far from uniform).
-        try check(AttentionCase(batch: 1, lq: 64, lk: 96, heads: 1, d: 64, qType: .f16, kType: .f16, vType: .f16,
-                                magnitude: 4, coopmat: true), devices: [d], seed: 9, tol: tol)
-        // Other tiles (for tuning through WAN_ATTN_COOPMAT_TILE): fewer/more query rows, other key blocks.
-        for (i, text) in ["2x64", "4x32", "1x128", "8x32"].enumerated() {
-            let t = try AttentionCoopmat.Tile(parsing: text)
-            guard t.fits(caps, headDim: 64) else { continue }
-            try check(AttentionCase(batch: 2, lq: 150, lk: 77, heads: 3, d: 64, qType: .f16, kType: .f16, vType: .f16,
-                                    lengths: [77, 40], coopmat: true, coopmatTile: t), devices: [d], seed: 20 + UInt64(i), tol: tol)
-        }
+        try cases(d, caps, emulation: nil)
         TestDevices.checkValidation()
+    }
+
+    /// The attentions of the variant test, on the device's cooperative matrices or emulated ones.
+    private func cases(_ d: Device, _ caps: Capabilities, emulation e: CoopmatEmulation?) throws {
+        let tol = 2e-2
+        func run(_ c: AttentionCase, seed: UInt64, sourceLocation: SourceLocation = #_sourceLocation) throws {
+            var c = c
+            c.coopmat = true
+            c.emulation = e
+            try check(c, devices: [d], seed: seed, tol: tol, sourceLocation: sourceLocation)
+        }
+        // Odd lengths (query blocks and key blocks both ragged), every head dim the shader takes. The long case
+        // is shorter emulated (lavapipe runs the emulated products at ~50 MFLOP/s).
+        try run(AttentionCase(batch: 2, lq: 150, lk: 77, heads: 3, d: 64, qType: .f16, kType: .f16, vType: .f16,
+                              outType: .f16), seed: 1)
+        let (longQ, longK) = e == nil ? (300, 513) : (70, 161)
+        try run(AttentionCase(batch: 1, lq: longQ, lk: longK, heads: 2, d: 128, qType: .bf16, kType: .bf16, vType: .bf16,
+                              outType: .bf16), seed: 2)
+        try run(AttentionCase(batch: 1, lq: 33, lk: 1, heads: 2, d: 16, qType: .f16, kType: .f16, vType: .f16), seed: 3)
+        // f32 inputs rounded to fp16 (what fp16 compute does), f32 output; mixed dtypes.
+        try run(AttentionCase(batch: 2, lq: 65, lk: 130, heads: 2, d: 32), seed: 4)
+        try run(AttentionCase(batch: 1, lq: 70, lk: 64, heads: 2, d: 48, qType: .f32, kType: .bf16, vType: .f16), seed: 5)
+        // Key-length masking (the masked keys hold NaN), different per batch.
+        try run(AttentionCase(batch: 2, lq: 40, lk: 150, heads: 2, d: 64, qType: .f16, kType: .f16, vType: .f16,
+                              lengths: [150, 23]), seed: 6)
+        // Strided views: slices of a fused QKV tensor, and head-major k, v.
+        try run(AttentionCase(batch: 1, lq: 70, lk: 70, heads: 2, d: 64, qType: .f16, kType: .f16, vType: .f16,
+                              fused: true), seed: 7)
+        try run(AttentionCase(batch: 2, lq: 21, lk: 33, heads: 3, d: 16, qType: .bf16, kType: .bf16, vType: .bf16,
+                              headMajorKV: true), seed: 8)
+        // Large logits (softmax far from uniform).
+        try run(AttentionCase(batch: 1, lq: 64, lk: 96, heads: 1, d: 64, qType: .f16, kType: .f16, vType: .f16,
+                              magnitude: 4), seed: 9)
+        // Other tiles (for tuning through WAN_ATTN_COOPMAT_TILE): fewer/more query rows, other key blocks.
+        var ran = 0
+        for (i, text) in ["4x64", "2x64", "4x32", "1x128", "8x32", "1x32"].enumerated() {
+            let t = try AttentionCoopmat.Tile(parsing: text)
+            guard t.fits(caps, headDim: 64, emulated: e != nil) else { continue }
+            try run(AttentionCase(batch: 2, lq: 150, lk: 77, heads: 3, d: 64, qType: .f16, kType: .f16, vType: .f16,
+                                  lengths: [77, 40], coopmatTile: t), seed: 20 + UInt64(i))
+            ran += 1
+        }
+        #expect(ran >= 2, "at least two other tiles fit \(caps.deviceName)")
+        // The shader must not assume the fragment layout (it reads rows from a loaded table): the other layout.
+        if var other = e {
+            other.layout = .columns
+            var c = AttentionCase(batch: 2, lq: 40, lk: 150, heads: 2, d: 64, qType: .f16, kType: .f16, vType: .f16,
+                                  lengths: [150, 23], coopmat: true)
+            c.emulation = other
+            try check(c, devices: [d], seed: 30, tol: tol)
+        }
     }
 }

@@ -146,14 +146,22 @@ enum AttentionCoopmat {
 
         init(subgroups: Int, keys: Int) { self.subgroups = subgroups; self.keys = keys }
 
-        /// Whether a device with `caps` can run this tile for head dim `d`.
-        func fits(_ caps: Capabilities, headDim d: Int) -> Bool {
-            caps.maxComputeSharedMemorySize >= sharedBytes(headDim: d) && caps.maxComputeWorkGroupInvocations >= 32 * subgroups
+        /// Whether a device with `caps` can run this tile for head dim `d` (emulated: with the emulation's shared
+        /// scratch).
+        func fits(_ caps: Capabilities, headDim d: Int, emulated: Bool = false) -> Bool {
+            let threads = 32 * subgroups
+            let shared = sharedBytes(headDim: d) + (emulated ? CoopmatEmulation.sharedBytes(threads: threads) : 0)
+            return caps.maxComputeSharedMemorySize >= shared && caps.maxComputeWorkGroupInvocations >= threads
+                && caps.maxComputeWorkGroupSize[0] >= threads
         }
     }
 
     /// The default tile: 64 query rows on 4 subgroups, blocks of 64 keys (44 KiB of shared memory at d 128).
     static let defaultTile = Tile(subgroups: 4, keys: 64)
+
+    /// The default tile of the emulated shader: 32 query rows on 2 subgroups, blocks of 32 keys (19 KiB of shared
+    /// memory with the emulation's at d 128: within lavapipe's 32 KiB).
+    static let emulatedTile = Tile(subgroups: 2, keys: 32)
 
     /// `WAN_ATTN_COOPMAT_TILE` when set, else the default tile (the dispatch checks that it fits the device).
     static func tile() throws -> Tile {
@@ -164,9 +172,12 @@ enum AttentionCoopmat {
     /// Whether the device can run the variant for head dim `d` (a multiple of 16, at most 128: the
     /// per-subgroup output accumulators live in registers).
     static func supported(_ caps: Capabilities, headDim d: Int) -> Bool {
-        d % 16 == 0 && d <= 128 && GEMMCoopmat.hasF16Matrices(caps) && caps.subgroupOperations.contains("shuffle")
+        headDimSupported(d) && GEMMCoopmat.hasF16Matrices(caps) && caps.subgroupOperations.contains("shuffle")
             && defaultTile.fits(caps, headDim: d)
     }
+
+    /// Head dims the shader takes: multiples of 16 up to 128.
+    static func headDimSupported(_ d: Int) -> Bool { d % 16 == 0 && d <= 128 }
 
     /// The policy: `WAN_ATTN_COOPMAT=0` never, `=1` whenever supported; otherwise when supported and
     /// either every input is 16-bit or the caller allowed fp16 compute.
@@ -200,11 +211,12 @@ extension CommandList {
     /// `attention` with an explicit Vulkan tile and CPU block sizes (query rows, keys) for tests and
     /// benchmarks; nil picks them. `coopmat` forces the tensor-core variant on or off (nil: the policy), and
     /// `coopmatTile` its tile (nil: `WAN_ATTN_COOPMAT_TILE` or the default); `cpuBlocks` runs the CPU's blocked
-    /// variant with those blocks, `cpuWideBlocks` its wide variant.
+    /// variant with those blocks, `cpuWideBlocks` its wide variant. `coopmatEmulation` runs the tensor-core
+    /// shader with emulated cooperative matrices (tests on devices without them; default tile `emulatedTile`).
     func attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, scale: Float?, keyLengths: [Int]?,
                    tile: AttentionTile?, cpuBlocks: (queries: Int, keys: Int)?, fp16Compute: Bool = false,
                    coopmat: Bool? = nil, coopmatTile: AttentionCoopmat.Tile? = nil,
-                   cpuWideBlocks: (queries: Int, keys: Int)? = nil) throws {
+                   cpuWideBlocks: (queries: Int, keys: Int)? = nil, coopmatEmulation: CoopmatEmulation? = nil) throws {
         let op = "attention"
         try checkDevice([q, k, v, out], op: op)
         for (name, t) in [("q", q), ("k", k), ("v", v), ("out", out)] {
@@ -281,20 +293,31 @@ extension CommandList {
                 throw RuntimeError.invalidArgument("\(op): \(heads) heads exceed the device's workgroup count limit \(caps.maxComputeWorkGroupCount[1])")
             }
             let kernel: Kernel, constants: [UInt32], rowsPerGroup: Int, tileLabel: String
-            if coopmat ?? AttentionCoopmat.chosen(caps, headDim: d, inputs: [q.dtype, k.dtype, v.dtype], fp16Compute: fp16Compute) {
-                guard AttentionCoopmat.supported(caps, headDim: d) else {
-                    throw RuntimeError.missingFeature(device: caps.deviceName,
-                                                      feature: "VK_NV_cooperative_matrix 16x16x16 f16->f32, subgroup size 32 and shuffles, head dim a multiple of 16 up to 128 (got \(d))")
+            if coopmatEmulation != nil
+                || (coopmat ?? AttentionCoopmat.chosen(caps, headDim: d, inputs: [q.dtype, k.dtype, v.dtype], fp16Compute: fp16Compute)) {
+                let emulated = coopmatEmulation != nil
+                if emulated {
+                    guard AttentionCoopmat.headDimSupported(d), CoopmatEmulation.supported(caps) else {
+                        throw RuntimeError.missingFeature(device: caps.deviceName,
+                                                          feature: "fp16 arithmetic (emulated cooperative matrices), head dim a multiple of 16 up to 128 (got \(d))")
+                    }
+                } else {
+                    guard AttentionCoopmat.supported(caps, headDim: d) else {
+                        throw RuntimeError.missingFeature(device: caps.deviceName,
+                                                          feature: "VK_NV_cooperative_matrix 16x16x16 f16->f32, subgroup size 32 and shuffles, head dim a multiple of 16 up to 128 (got \(d))")
+                    }
                 }
-                let t = try coopmatTile ?? AttentionCoopmat.tile()
-                guard t.fits(caps, headDim: d) else {
-                    throw RuntimeError.invalidArgument("\(op): coopmat tile \(t) (\(t.sharedBytes(headDim: d)) bytes of shared memory at head dim \(d)) does not fit \(caps.deviceName)")
+                let t = try coopmatTile ?? (emulated ? AttentionCoopmat.emulatedTile : AttentionCoopmat.tile())
+                guard t.fits(caps, headDim: d, emulated: emulated) else {
+                    throw RuntimeError.invalidArgument("\(op): coopmat tile \(t) (\(t.sharedBytes(headDim: d)) bytes of shared memory at head dim \(d)\(emulated ? " and the emulation's" : "")) does not fit \(caps.deviceName)")
                 }
-                kernel = Kernel(name: "attention_coopmat", spirv: SPIRV.attention_coopmat)
+                kernel = emulated ? Kernel(name: "attention_coopmat_emulated", spirv: SPIRV.attention_coopmat_emulated)
+                    : Kernel(name: "attention_coopmat", spirv: SPIRV.attention_coopmat)
                 constants = [UInt32(32 * t.subgroups), UInt32(t.subgroups), UInt32(t.keys), UInt32(d),
                              q.dtype.code, k.dtype.code, v.dtype.code, out.dtype.code] + vec
+                    + (coopmatEmulation.map { [$0.layout.rawValue] } ?? [])
                 rowsPerGroup = 16 * t.subgroups
-                tileLabel = "coopmat \(t)"
+                tileLabel = "coopmat \(t)\(emulated ? ", emulated" : "")"
             } else {
                 let t = try tile ?? AttentionTile.choose(caps, headDim: d, queries: lq, heads: heads, batch: batch)
                 let m = try t.validate(caps, headDim: d)
