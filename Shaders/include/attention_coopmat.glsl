@@ -22,7 +22,10 @@
 // by the whole workgroup (what the emulation needs).
 #extension GL_GOOGLE_include_directive : enable
 #extension GL_EXT_control_flow_attributes : enable
-#ifndef CM_EMULATE
+#if defined(CM_KHR)
+#extension GL_KHR_cooperative_matrix : require
+#extension GL_KHR_memory_scope_semantics : require
+#elif !defined(CM_EMULATE)
 #extension GL_NV_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
 #endif
@@ -165,7 +168,7 @@ void main() {
             barrier();
             stage(qHead, Q_DT, VEC_Q != 0u, p.qsL, q0, Lq - min(q0, Lq), BR, true, p.qscale);
             barrier();
-            CM_F16 qf[FD];
+            CM_F16A qf[FD];
             CM_UNROLL for (uint f = 0; f < FD; f++) CM_LOAD(qf[f], tile, sg * 16u * LDT + f * 16u, LDT, false);
 
             CM_F32 O[FD];
@@ -183,7 +186,7 @@ void main() {
                 CM_UNROLL for (uint c = 0; c < FC; c++) {
                     CM_F32 s = CM_F32_ZERO;
                     CM_UNROLL for (uint f = 0; f < FD; f++) {
-                        CM_F16 kf;
+                        CM_F16B kf;
                         CM_LOAD(kf, tile, c * 16u * LDT + f * 16u, LDT, true);   // Kᵀ: (d, key) at key·LDT + d
                         s = cm_mma(qf[f], kf, s);
                     }
@@ -223,10 +226,10 @@ void main() {
                 stage(vHead, V_DT, VEC_V != 0u, p.vsL, k0, keys, BC, false, 1.0);
                 barrier();
                 CM_UNROLL for (uint c = 0; c < FC; c++) {
-                    CM_F16 pf;
+                    CM_F16A pf;
                     CM_LOAD(pf, Ps, sg * 16u * LDP + c * 16u, LDP, false);
                     CM_UNROLL for (uint f = 0; f < FD; f++) {
-                        CM_F16 vf;
+                        CM_F16B vf;
                         CM_LOAD(vf, tile, c * 16u * LDT + f * 16u, LDT, false);
                         O[f] = cm_mma(pf, vf, O[f]);
                     }

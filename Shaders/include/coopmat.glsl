@@ -1,12 +1,19 @@
-// 16x16 cooperative-matrix fragments for the tensor-core shaders: native VK_NV_cooperative_matrix, or, when the
-// including file defines CM_EMULATE, an emulation on ordinary invocations that runs on any device (lavapipe in
-// CI), so that the shaders' own logic (staging, edges, softmax, epilogues) is tested without tensor cores.
+// 16x16 cooperative-matrix fragments for the tensor-core shaders, in one of three dialects chosen by the including
+// file: VK_NV_cooperative_matrix (the default); VK_KHR_cooperative_matrix (CM_KHR: needs glslang 13 or newer, an
+// optional build, see Benchmarks/glslang-khr.sh); or, with CM_EMULATE, an emulation on ordinary invocations that
+// runs on any device (lavapipe in CI), so that the shaders' own logic (staging, edges, softmax, epilogues) is
+// tested without tensor cores.
 //
-// Include after the workgroup size declaration. The including shader uses only these names:
-//   CM_F16, CM_F32              fragment types (fp16 operand, fp32 accumulator), 16x16
+// Include after the workgroup size declaration; the including shader enables the dialect's GLSL extensions
+// (GL_NV_cooperative_matrix or GL_KHR_cooperative_matrix, GL_KHR_memory_scope_semantics, subgroup basics). It uses
+// only these names:
+//   CM_F16A, CM_F16B, CM_F32    fragment types: fp16 A operand (left), fp16 B operand (right), fp32 accumulator,
+//                               16x16 (KHR distinguishes the three uses; NV and the emulation do not)
+//   CM_F16                      an fp16 fragment of no particular use (NV and emulated only)
 //   CM_F32_ZERO                 a zero accumulator
 //   cm_mma(a, b, c)             a·b + c
-//   cm_to_f16(c)                an accumulator rounded to an fp16 fragment (element-wise)
+//   cm_to_f16(c)                an accumulator rounded to an fp16 fragment (element-wise; NV and emulated only:
+//                               KHR cannot change a matrix's use)
 //   CM_LOAD / CM_STORE          coopMatLoadNV / coopMatStoreNV on an array of the fragment's element type
 //   CM_LOAD_U4H                 load of fp16 elements packed in a uvec4 array (offset and stride in uvec4)
 //   CM_STORE_U4F                store of fp32 elements into a uvec4 array (offset and stride in uvec4)
@@ -31,6 +38,8 @@
 layout(constant_id = CM_EMU_LAYOUT_ID) const uint CM_EMU_LAYOUT = 0;
 
 #define CM_F16 float16_t[8]
+#define CM_F16A CM_F16
+#define CM_F16B CM_F16
 #define CM_F32 float[8]
 #define CM_F32_ZERO float[8](0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 #define CM_SG (gl_LocalInvocationID.x >> 5)
@@ -96,9 +105,31 @@ float cm_shuffle_xor(float x, uint mask) {
         uint cm_e = cm_index(cm_i, (off) * 4u, (stride) * 4u, false); \
         arr[cm_e >> 2][cm_e & 3u] = floatBitsToUint(src[cm_i]); } } while (false)
 
+#elif defined(CM_KHR)
+
+#define CM_F16A coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA>
+#define CM_F16B coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseB>
+#define CM_F32 coopmat<float, gl_ScopeSubgroup, 16, 16, gl_MatrixUseAccumulator>
+#define CM_F32_ZERO CM_F32(0.0)
+#define CM_SG gl_SubgroupID
+#define CM_LANE gl_SubgroupInvocationID
+#define CM_SUBGROUP_SYNC() { subgroupMemoryBarrierShared(); subgroupBarrier(); }
+#define CM_UNROLL [[unroll]]
+
+#define cm_mma(a, b, c) coopMatMulAdd(a, b, c)
+#define cm_shuffle_xor(x, mask) subgroupShuffleXor(x, mask)
+
+#define CM_KHR_LAYOUT(colMajor) ((colMajor) ? gl_CooperativeMatrixLayoutColumnMajor : gl_CooperativeMatrixLayoutRowMajor)
+#define CM_LOAD(dst, arr, off, stride, colMajor) coopMatLoad(dst, arr, off, stride, CM_KHR_LAYOUT(colMajor))
+#define CM_STORE(src, arr, off, stride, colMajor) coopMatStore(src, arr, off, stride, CM_KHR_LAYOUT(colMajor))
+#define CM_LOAD_U4H(dst, arr, off, stride, colMajor) coopMatLoad(dst, arr, off, stride, CM_KHR_LAYOUT(colMajor))
+#define CM_STORE_U4F(src, arr, off, stride) coopMatStore(src, arr, off, stride, gl_CooperativeMatrixLayoutRowMajor)
+
 #else
 
 #define CM_F16 fcoopmatNV<16, gl_ScopeSubgroup, 16, 16>
+#define CM_F16A CM_F16
+#define CM_F16B CM_F16
 #define CM_F32 fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>
 #define CM_F32_ZERO CM_F32(0.0)
 #define CM_SG gl_SubgroupID

@@ -15,9 +15,14 @@
 // which are dead by then) and applies scale, bias, activation, residual and the output conversion.
 // Requires subgroup size 32 and a 16x16x16 f16 x f16 -> f32 subgroup-scope shape (checked by the host).
 #extension GL_GOOGLE_include_directive : enable
-#ifndef CM_EMULATE
+#if defined(CM_KHR)
+#extension GL_KHR_cooperative_matrix : require
+#extension GL_KHR_memory_scope_semantics : require
+#elif !defined(CM_EMULATE)
 #extension GL_NV_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
+#endif
+#ifndef CM_EMULATE
 #extension GL_KHR_shader_subgroup_basic : require
 #endif
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
@@ -285,8 +290,8 @@ void main() {
             if (more) LOAD_SLICE((t + 1u) * BK)
             uint aOff = cur * A_STAGE, bOff = 2u * A_STAGE + cur * B_STAGE;
             CM_UNROLL for (uint kk = 0; kk < BK; kk += 16u) {
-                CM_F16 af[FM];
-                CM_F16 bf[FN];
+                CM_F16A af[FM];
+                CM_F16B bf[FN];
                 // Offsets in uvec4 (8 halves): fragment corners are multiples of 16 halves.
                 CM_UNROLL for (uint i = 0; i < FM; i++) {
                     uint m = wm * WM + i * 16u;

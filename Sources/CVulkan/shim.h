@@ -18,3 +18,12 @@ typedef struct WanCooperativeMatrixPropertiesKHR {
     uint32_t scope;
 } WanCooperativeMatrixPropertiesKHR;
 typedef VkResult (*WanPFNGetCooperativeMatrixPropertiesKHR)(VkPhysicalDevice, uint32_t *, WanCooperativeMatrixPropertiesKHR *);
+
+// Enabling VK_KHR_cooperative_matrix (VkPhysicalDeviceCooperativeMatrixFeaturesKHR).
+#define WAN_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR 1000506000
+typedef struct WanPhysicalDeviceCooperativeMatrixFeaturesKHR {
+    VkStructureType sType;
+    void *pNext;
+    VkBool32 cooperativeMatrix;
+    VkBool32 cooperativeMatrixRobustBufferAccess;
+} WanPhysicalDeviceCooperativeMatrixFeaturesKHR;

@@ -119,7 +119,7 @@ struct AttentionTile: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// The tensor-core attention variant (`attention_coopmat.comp`, VK_NV_cooperative_matrix 16×16×16 fp16 →
+/// The tensor-core attention variant (`attention_coopmat.comp`, 16×16×16 cooperative matrices on the `CoopmatAPI`, fp16 →
 /// fp32): q, k, v and the probabilities rounded to fp16, fp32 softmax statistics and accumulation.
 enum AttentionCoopmat {
     /// A tile of the shader: `subgroups` × 16 query rows per workgroup, keys in blocks of `keys`. Written
@@ -293,6 +293,7 @@ extension CommandList {
                 throw RuntimeError.invalidArgument("\(op): \(heads) heads exceed the device's workgroup count limit \(caps.maxComputeWorkGroupCount[1])")
             }
             let kernel: Kernel, constants: [UInt32], rowsPerGroup: Int, tileLabel: String
+            try CoopmatAPI.checkEnvironment()
             if coopmatEmulation != nil
                 || (coopmat ?? AttentionCoopmat.chosen(caps, headDim: d, inputs: [q.dtype, k.dtype, v.dtype], fp16Compute: fp16Compute)) {
                 let emulated = coopmatEmulation != nil
@@ -304,20 +305,21 @@ extension CommandList {
                 } else {
                     guard AttentionCoopmat.supported(caps, headDim: d) else {
                         throw RuntimeError.missingFeature(device: caps.deviceName,
-                                                          feature: "VK_NV_cooperative_matrix 16x16x16 f16->f32, subgroup size 32 and shuffles, head dim a multiple of 16 up to 128 (got \(d))")
+                                                          feature: "cooperative matrices (VK_NV_cooperative_matrix, or VK_KHR_cooperative_matrix in a build with glslang 13) 16x16x16 f16->f32, subgroup size 32 and shuffles, head dim a multiple of 16 up to 128 (got \(d))")
                     }
                 }
                 let t = try coopmatTile ?? (emulated ? AttentionCoopmat.emulatedTile : AttentionCoopmat.tile())
                 guard t.fits(caps, headDim: d, emulated: emulated) else {
                     throw RuntimeError.invalidArgument("\(op): coopmat tile \(t) (\(t.sharedBytes(headDim: d)) bytes of shared memory at head dim \(d)\(emulated ? " and the emulation's" : "")) does not fit \(caps.deviceName)")
                 }
+                let api = CoopmatAPI.chosen(caps) ?? .nv
                 kernel = emulated ? Kernel(name: "attention_coopmat_emulated", spirv: SPIRV.attention_coopmat_emulated)
-                    : Kernel(name: "attention_coopmat", spirv: SPIRV.attention_coopmat)
+                    : api.attentionKernel
                 constants = [UInt32(32 * t.subgroups), UInt32(t.subgroups), UInt32(t.keys), UInt32(d),
                              q.dtype.code, k.dtype.code, v.dtype.code, out.dtype.code] + vec
                     + (coopmatEmulation.map { [$0.layout.rawValue] } ?? [])
                 rowsPerGroup = 16 * t.subgroups
-                tileLabel = "coopmat \(t)\(emulated ? ", emulated" : "")"
+                tileLabel = "coopmat \(emulated ? "emulated" : api.rawValue) \(t)"
             } else {
                 let t = try tile ?? AttentionTile.choose(caps, headDim: d, queries: lq, heads: heads, batch: batch)
                 let m = try t.validate(caps, headDim: d)

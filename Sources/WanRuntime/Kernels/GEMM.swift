@@ -102,7 +102,7 @@ struct GEMMTile: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// The tensor-core GEMM variant (`gemm_coopmat.comp`, VK_NV_cooperative_matrix 16×16×16 fp16 → fp32,
+/// The tensor-core GEMM variant (`gemm_coopmat.comp`, 16×16×16 cooperative matrices on the `CoopmatAPI`, fp16 → fp32,
 /// operands rounded to fp16 while staged): used where the device has it for 16-bit/FP8 weights with 16-bit
 /// activations, or with f32 activations when the caller allows fp16 compute; f32 weights stay exact.
 enum GEMMCoopmat {
@@ -159,15 +159,8 @@ enum GEMMCoopmat {
         contiguousLength % 8 == 0 && x.deviceAddress % UInt64(min(16, 8 * x.dtype.size)) == 0
     }
 
-    /// Whether the device has what both tensor-core shaders use: VK_NV_cooperative_matrix with a 16x16x16
-    /// f16 × f16 → f32 subgroup shape, subgroups of 32 and fp16 arithmetic.
-    static func hasF16Matrices(_ caps: Capabilities) -> Bool {
-        caps.nvCooperativeMatrix && caps.subgroupSize == 32 && caps.shaderFloat16
-            && caps.cooperativeMatrixShapesNV.contains {
-                $0.m == 16 && $0.n == 16 && $0.k == 16 && $0.a == "f16" && $0.b == "f16" && $0.c == "f32"
-                    && $0.result == "f32" && $0.scope == "subgroup"
-            }
-    }
+    /// Whether the device has what both tensor-core shaders use, on the chosen API (`CoopmatAPI`).
+    static func hasF16Matrices(_ caps: Capabilities) -> Bool { CoopmatAPI.chosen(caps) != nil }
 
     /// Whether the device can run the variant.
     static func supported(_ caps: Capabilities) -> Bool { hasF16Matrices(caps) && defaultTile.fits(caps) }
@@ -280,11 +273,12 @@ extension CommandList {
             }
         case let .vulkan(r):
             let caps = r.device.capabilities
+            try CoopmatAPI.checkEnvironment()
             if coopmatEmulation != nil || (coopmat ?? GEMMCoopmat.chosen(caps, a: a.dtype, b: b.dtype, fp16Compute: fp16Compute)) {
                 let emulated = coopmatEmulation != nil
                 guard emulated ? CoopmatEmulation.supported(caps) : GEMMCoopmat.supported(caps) else {
                     throw RuntimeError.missingFeature(device: caps.deviceName, feature: emulated ? "fp16 arithmetic (emulated cooperative matrices)"
-                                                      : "VK_NV_cooperative_matrix 16x16x16 f16->f32 with subgroup size 32")
+                                                      : "cooperative matrices (VK_NV_cooperative_matrix, or VK_KHR_cooperative_matrix in a build with glslang 13) 16x16x16 f16->f32 with subgroup size 32\(getenv("WAN_COOPMAT_API") != nil ? " on WAN_COOPMAT_API's choice" : "")")
                 }
                 let c = GEMMCoopmat.self, t = try coopmatTile ?? c.tile()
                 guard t.fits(caps, emulated: emulated) else {
@@ -299,12 +293,12 @@ extension CommandList {
                     c.vectorizable(b, contiguousLength: transposeB ? k : n) ? 1 : 0,
                 ] + (coopmatEmulation.map { [$0.layout.rawValue] } ?? [])
                 let groups = ((n + t.bn - 1) / t.bn, (mm + t.bm - 1) / t.bm, min(nb, caps.maxComputeWorkGroupCount[2]))
-                let kernel = emulated ? Kernel(name: "gemm_coopmat_emulated", spirv: SPIRV.gemm_coopmat_emulated)
-                    : Kernel(name: "gemm_coopmat", spirv: SPIRV.gemm_coopmat)
+                let api = CoopmatAPI.chosen(caps) ?? .nv
+                let kernel = emulated ? Kernel(name: "gemm_coopmat_emulated", spirv: SPIRV.gemm_coopmat_emulated) : api.gemmKernel
                 try r.dispatch(kernel, constants: constants,
                                push: gemmPush(a, b, out, bias, residual, weightScale, mm, n, k, nb, strideA, strideB, strideOut, alpha),
                                groups: groups, reads: [a, b] + [bias, residual, weightScale].compactMap { $0 }, writes: [out],
-                               label: label + " [coopmat \(t)\(emulated ? ", emulated" : "")]")
+                               label: label + " [coopmat \(emulated ? "emulated" : api.rawValue) \(t)]")
                 return
             }
             let t: GEMMTile

@@ -59,8 +59,7 @@ public final class VulkanDevice: @unchecked Sendable {
         }
         let pd = devices[index]
         physical = pd
-        let caps = VulkanDevice.queryCapabilities(pd, instance: instance)
-        capabilities = caps
+        var caps = VulkanDevice.queryCapabilities(pd, instance: instance)
         let name = caps.deviceName
         for (ok, feature) in [
             (caps.bufferDeviceAddress, "bufferDeviceAddress"), (caps.shaderInt64, "shaderInt64"),
@@ -99,43 +98,16 @@ public final class VulkanDevice: @unchecked Sendable {
         f2.features.shaderInt64 = VkBool32(VK_TRUE)
         f2.features.shaderInt16 = VkBool32(VK_TRUE)
         f2.features.shaderFloat64 = VkBool32(caps.shaderFloat64 ? VK_TRUE : VK_FALSE)
-        var enabledExts: [String] = []
-        if caps.extensions.contains("VK_NV_cooperative_matrix") { enabledExts.append("VK_NV_cooperative_matrix") }
-        var coop = VkPhysicalDeviceCooperativeMatrixFeaturesNV()
-        coop.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV
-        coop.cooperativeMatrix = VkBool32(VK_TRUE)
         var dev: VkDevice?
-        var priority: Float = 1
-        let result: VkResult = withUnsafeMutablePointer(to: &coop) { coopPtr in
-            withUnsafeMutablePointer(to: &f12) { f12Ptr in
-                if !enabledExts.isEmpty { f12Ptr.pointee.pNext = UnsafeMutableRawPointer(coopPtr) }
-                return withUnsafeMutablePointer(to: &f11) { f11Ptr in
-                    f11Ptr.pointee.pNext = UnsafeMutableRawPointer(f12Ptr)
-                    return withUnsafeMutablePointer(to: &f2) { f2Ptr in
-                        f2Ptr.pointee.pNext = UnsafeMutableRawPointer(f11Ptr)
-                        return withUnsafePointer(to: &priority) { prio in
-                            var qci = VkDeviceQueueCreateInfo()
-                            qci.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO
-                            qci.queueFamilyIndex = UInt32(family)
-                            qci.queueCount = 1
-                            qci.pQueuePriorities = prio
-                            return withUnsafePointer(to: &qci) { qciPtr in
-                                withCStrings(enabledExts) { extPtrs in
-                                    var ci = VkDeviceCreateInfo()
-                                    ci.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO
-                                    ci.pNext = UnsafeRawPointer(f2Ptr)
-                                    ci.queueCreateInfoCount = 1
-                                    ci.pQueueCreateInfos = qciPtr
-                                    ci.enabledExtensionCount = UInt32(enabledExts.count)
-                                    ci.ppEnabledExtensionNames = extPtrs
-                                    return vkCreateDevice(pd, &ci, nil, &dev)
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+        // VK_KHR_cooperative_matrix only when this build has its shaders; should a driver refuse it, the device
+        // is created without it (the KHR shaders are then reported unavailable, the NV ones still run).
+        let wantKHR = CoopmatAPI.enableKHR(caps)
+        var result = VulkanDevice.createDevice(pd, family: UInt32(family), caps: caps, khr: wantKHR, f2: &f2, f11: &f11, f12: &f12, device: &dev)
+        if result != VK_SUCCESS && wantKHR {
+            result = VulkanDevice.createDevice(pd, family: UInt32(family), caps: caps, khr: false, f2: &f2, f11: &f11, f12: &f12, device: &dev)
+            if result == VK_SUCCESS { caps.khrCooperativeMatrix = false }
         }
+        capabilities = caps
         try vkCheck(result, "vkCreateDevice(\(name))")
         guard let dev else { throw RuntimeError.vulkan(call: "vkCreateDevice", result: -3) }
         handle = dev
@@ -162,6 +134,58 @@ public final class VulkanDevice: @unchecked Sendable {
         allocator = try VulkanAllocator(device: dev, physical: pd, capabilities: caps, forceStaging: options.forceStaging,
                                         budget: options.memoryBudget)
         (pipelineCache, pipelineCacheURL) = VulkanDevice.openPipelineCache(device: dev, caps: caps, directory: options.pipelineCacheDirectory)
+    }
+
+    /// vkCreateDevice with the feature structs (chained here), VK_NV_cooperative_matrix when present and
+    /// VK_KHR_cooperative_matrix when `khr`.
+    private static func createDevice(_ pd: VkPhysicalDevice, family: UInt32, caps: Capabilities, khr: Bool,
+                                     f2: inout VkPhysicalDeviceFeatures2, f11: inout VkPhysicalDeviceVulkan11Features,
+                                     f12: inout VkPhysicalDeviceVulkan12Features, device: inout VkDevice?) -> VkResult {
+        var enabledExts: [String] = []
+        let nv = caps.extensions.contains("VK_NV_cooperative_matrix")
+        if nv { enabledExts.append("VK_NV_cooperative_matrix") }
+        if khr { enabledExts.append("VK_KHR_cooperative_matrix") }
+        var coop = VkPhysicalDeviceCooperativeMatrixFeaturesNV()
+        coop.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV
+        coop.cooperativeMatrix = VkBool32(VK_TRUE)
+        var coopKHR = WanPhysicalDeviceCooperativeMatrixFeaturesKHR()
+        coopKHR.sType = VkStructureType(rawValue: UInt32(WAN_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR))
+        coopKHR.cooperativeMatrix = VkBool32(VK_TRUE)
+        var priority: Float = 1
+        return withUnsafeMutablePointer(to: &coopKHR) { khrPtr in
+            withUnsafeMutablePointer(to: &coop) { coopPtr in
+                coopPtr.pointee.pNext = khr ? UnsafeMutableRawPointer(khrPtr) : nil
+                let tail: UnsafeMutableRawPointer? = nv ? UnsafeMutableRawPointer(coopPtr) : (khr ? UnsafeMutableRawPointer(khrPtr) : nil)
+                return withUnsafeMutablePointer(to: &f12) { f12Ptr in
+                    f12Ptr.pointee.pNext = tail
+                    return withUnsafeMutablePointer(to: &f11) { f11Ptr in
+                        f11Ptr.pointee.pNext = UnsafeMutableRawPointer(f12Ptr)
+                        return withUnsafeMutablePointer(to: &f2) { f2Ptr in
+                            f2Ptr.pointee.pNext = UnsafeMutableRawPointer(f11Ptr)
+                            return withUnsafePointer(to: &priority) { prio in
+                                var qci = VkDeviceQueueCreateInfo()
+                                qci.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO
+                                qci.queueFamilyIndex = family
+                                qci.queueCount = 1
+                                qci.pQueuePriorities = prio
+                                return withUnsafePointer(to: &qci) { qciPtr in
+                                    withCStrings(enabledExts) { extPtrs in
+                                        var ci = VkDeviceCreateInfo()
+                                        ci.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO
+                                        ci.pNext = UnsafeRawPointer(f2Ptr)
+                                        ci.queueCreateInfoCount = 1
+                                        ci.pQueueCreateInfos = qciPtr
+                                        ci.enabledExtensionCount = UInt32(enabledExts.count)
+                                        ci.ppEnabledExtensionNames = extPtrs
+                                        return vkCreateDevice(pd, &ci, nil, &device)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     deinit {

@@ -1,0 +1,75 @@
+import WanShaders
+
+extension CommandList {
+    /// The tensor cores' throughput on their own (`coopmat_peak.comp`): `groups` workgroups of `subgroups` subgroups,
+    /// each loading one 16×16 fp16 A and B (`ab`: A then B, 512 f16, row-major) and running `iterations` rounds of
+    /// `accumulators` independent 16×16×16 products from registers; `out` ([groups·subgroups, 16, 16] f32) receives
+    /// per subgroup iterations·accumulators·(A·B). FLOPs: groups·subgroups·iterations·accumulators·8192. `api` picks
+    /// the cooperative-matrix extension (nil: the device's choice, `CoopmatAPI`).
+    public func tensorCorePeak(ab: Tensor, out: Tensor, groups: Int, subgroups: Int = 4, accumulators: Int = 8,
+                               iterations: Int, api: CoopmatAPI? = nil) throws {
+        try tensorCorePeak(ab: ab, out: out, groups: groups, subgroups: subgroups, accumulators: accumulators,
+                           iterations: iterations, api: api, emulation: nil)
+    }
+
+    /// `tensorCorePeak`, or with `emulation` its shader on emulated cooperative matrices (tests).
+    func tensorCorePeak(ab: Tensor, out: Tensor, groups: Int, subgroups: Int, accumulators: Int, iterations: Int,
+                        api: CoopmatAPI?, emulation: CoopmatEmulation?) throws {
+        let op = "tensorCorePeak"
+        try checkDevice([ab, out], op: op)
+        guard ab.dtype == .f16, ab.count == 512, ab.isContiguous else {
+            throw RuntimeError.invalidArgument("\(op): ab must be 512 contiguous f16 values (A then B), got \(ab.dtype) \(ab.shape)")
+        }
+        guard (1...16).contains(subgroups), (1...16).contains(accumulators), groups >= 1, iterations >= 0,
+              iterations < Int(UInt32.max) else {
+            throw RuntimeError.invalidArgument("\(op): 1-16 subgroups and accumulators, at least one group, iterations ≥ 0")
+        }
+        guard out.dtype == .f32, out.isContiguous, out.count == groups * subgroups * 256 else {
+            throw RuntimeError.shapeMismatch("\(op): out must be \(groups * subgroups * 256) contiguous f32 values, got \(out.dtype) \(out.shape)")
+        }
+        try checkOutput(out, notAliasing: [ab], op: op)
+        guard case let .vulkan(r) = impl else {
+            throw RuntimeError.invalidArgument("\(op): the tensor-core probe runs on a Vulkan device")
+        }
+        let caps = r.device.capabilities
+        let kernel: Kernel, name: String
+        if let emulation {
+            guard CoopmatEmulation.supported(caps) else {
+                throw RuntimeError.missingFeature(device: caps.deviceName, feature: "fp16 arithmetic (emulated cooperative matrices)")
+            }
+            kernel = Kernel(name: "coopmat_peak_emulated", spirv: SPIRV.coopmat_peak_emulated)
+            name = "emulated"
+        } else {
+            try CoopmatAPI.checkEnvironment()
+            guard let chosen = api ?? CoopmatAPI.chosen(caps), chosen.built, chosen.available(caps) else {
+                throw RuntimeError.missingFeature(device: caps.deviceName,
+                                                  feature: "cooperative matrices 16x16x16 f16->f32 with subgroup size 32 on \(api.map { "VK_\($0.rawValue.uppercased())_cooperative_matrix (\($0.built ? "built" : "not built"))" } ?? "any API")")
+            }
+            kernel = chosen == .nv ? Kernel(name: "coopmat_peak", spirv: SPIRV.coopmat_peak)
+                                   : Kernel(name: "coopmat_peak_khr", spirv: SPIRV.coopmat_peak_khr)
+            name = chosen.rawValue
+        }
+        let threads = 32 * subgroups
+        guard threads <= caps.maxComputeWorkGroupInvocations, threads <= caps.maxComputeWorkGroupSize[0],
+              2 * 512 + threads * 8 * 4 + (emulation != nil ? CoopmatEmulation.sharedBytes(threads: threads) : 0) <= caps.maxComputeSharedMemorySize else {
+            throw RuntimeError.invalidArgument("\(op): \(subgroups) subgroups do not fit \(caps.deviceName)")
+        }
+        guard groups <= caps.maxComputeWorkGroupCount[0] else {
+            throw RuntimeError.invalidArgument("\(op): \(groups) groups exceed the device's limit \(caps.maxComputeWorkGroupCount[0])")
+        }
+        var p = PushConstants()
+        p.address(ab)
+        p.address(out)
+        p.u32(iterations)
+        try r.dispatch(kernel, constants: [UInt32(threads), UInt32(accumulators)] + (emulation.map { [$0.layout.rawValue] } ?? []),
+                       push: p, groups: (groups, 1, 1), reads: [ab], writes: [out],
+                       label: "tensor-core peak \(name) \(groups)x\(subgroups) subgroups, \(accumulators) accumulators, \(iterations) rounds")
+    }
+}
+
+extension Device {
+    /// The cooperative-matrix APIs this build and device can run the tensor-core shaders on (`CoopmatAPI`).
+    public var coopmatAPIs: [CoopmatAPI] {
+        vulkan.map { v in CoopmatAPI.allCases.filter { $0.built && $0.available(v.capabilities) } } ?? []
+    }
+}

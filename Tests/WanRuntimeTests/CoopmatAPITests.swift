@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+@testable import WanRuntime
+import WanShaders
+
+/// The choice of cooperative-matrix extension (`CoopmatAPI`: NV, or KHR in a build with glslang 13) and the
+/// tensor-core throughput probe (`coopmat_peak.comp`), native where the device has tensor cores and emulated
+/// everywhere.
+@Suite struct CoopmatAPITests {
+    /// `WAN_COOPMAT_API` values: none, nv, khr (any case); anything else is a clear error.
+    @Test func preferenceParsing() throws {
+        #expect(try CoopmatAPI.preference(nil) == nil)
+        #expect(try CoopmatAPI.preference("") == nil)
+        #expect(try CoopmatAPI.preference("nv") == .nv)
+        #expect(try CoopmatAPI.preference("KHR") == .khr)
+        for bad in ["amd", "nv2", " khr"] {
+            #expect(throws: RuntimeError.self, "\(bad)") { try CoopmatAPI.preference(bad) }
+        }
+    }
+
+    /// What makes an API available (a 16x16x16 f16·f16→f32 subgroup shape, subgroups of 32, fp16) and the choice:
+    /// NV first, KHR only where built, an explicit preference or nothing.
+    @Test func availabilityAndChoice() throws {
+        guard let d = try TestDevices.vulkan(), var caps = d.vulkan?.capabilities else { return }
+        let shape = Capabilities.MatrixShape(m: 16, n: 16, k: 16, a: "f16", b: "f16", c: "f32", result: "f32", scope: "subgroup")
+        caps.subgroupSize = 32
+        caps.shaderFloat16 = true
+        caps.nvCooperativeMatrix = true
+        caps.cooperativeMatrixShapesNV = [shape]
+        caps.khrCooperativeMatrix = true
+        caps.cooperativeMatrixShapesKHR = [shape]
+        #expect(CoopmatAPI.nv.available(caps) && CoopmatAPI.khr.available(caps))
+        #expect(CoopmatAPI.chosen(caps, preference: nil) == .nv)
+        #expect(CoopmatAPI.chosen(caps, preference: .nv) == .nv)
+        #expect(CoopmatAPI.chosen(caps, preference: .khr) == (CoopmatAPI.khr.built ? .khr : nil))
+        var onlyKHR = caps
+        onlyKHR.nvCooperativeMatrix = false
+        #expect(CoopmatAPI.chosen(onlyKHR, preference: nil) == (CoopmatAPI.khr.built ? .khr : nil))
+        #expect(CoopmatAPI.chosen(onlyKHR, preference: .nv) == nil)
+        var other = caps
+        other.cooperativeMatrixShapesNV = [Capabilities.MatrixShape(m: 16, n: 8, k: 16, a: "f16", b: "f16", c: "f32", result: "f32", scope: "subgroup")]
+        #expect(!CoopmatAPI.nv.available(other), "the shaders need 16x16x16")
+        other = caps
+        other.cooperativeMatrixShapesNV = [Capabilities.MatrixShape(m: 16, n: 16, k: 16, a: "f16", b: "f16", c: "f16", result: "f16", scope: "subgroup")]
+        #expect(!CoopmatAPI.nv.available(other), "the shaders accumulate in fp32")
+        other = caps
+        other.subgroupSize = 64
+        #expect(!CoopmatAPI.nv.available(other) && !CoopmatAPI.khr.available(other), "the shaders need subgroups of 32")
+        other = caps
+        other.shaderFloat16 = false
+        #expect(!CoopmatAPI.nv.available(other))
+        // The NV shaders are always built; the KHR ones either hold SPIR-V or are empty (not built).
+        #expect(CoopmatAPI.nv.built)
+        if CoopmatAPI.khr.built {
+            let words = Data(base64Encoded: SPIRV.gemm_coopmat_khr).map { $0.prefix(4) }
+            #expect(words == Data([0x03, 0x02, 0x23, 0x07]), "SPIR-V magic number")
+        }
+    }
+
+    /// The probe's result is exact (small-integer inputs): iterations · accumulators · A·B per subgroup; on every API
+    /// the device has, and emulated (both emulated layouts).
+    @Test func peakProbe() throws {
+        guard let d = try TestDevices.vulkan() else { return }
+        var rng = TestRandom(seed: 5)
+        let vals = (0..<512).map { _ in Float(Int(rng.floats(1, -4, 4)[0].rounded())) / 4 }
+        var ab16 = try d.tensor(vals, shape: [512], dtype: .f16)
+        var want = [Double](repeating: 0, count: 256)
+        for i in 0..<16 { for j in 0..<16 { for k in 0..<16 { want[i * 16 + j] += Double(vals[i * 16 + k]) * Double(vals[256 + k * 16 + j]) } } }
+        func run(api: CoopmatAPI?, emulation: CoopmatEmulation?, groups: Int, subgroups: Int, accumulators: Int, iterations: Int) throws {
+            let out = try d.empty([groups * subgroups, 16, 16])
+            let list = try CommandList(device: d)
+            try list.tensorCorePeak(ab: ab16, out: out, groups: groups, subgroups: subgroups, accumulators: accumulators,
+                                    iterations: iterations, api: api, emulation: emulation)
+            try list.run()
+            let got = try d.read(out)
+            let factor = Double(iterations * accumulators)
+            var bad = 0
+            for (i, g) in got.enumerated() where Double(g) != factor * want[i % 256] { bad += 1 }
+            #expect(bad == 0, "\(api.map { "\($0)" } ?? "emulated \(emulation!.layout)") \(groups)x\(subgroups) acc \(accumulators) iter \(iterations): \(bad) wrong values")
+        }
+        for layout in CoopmatEmulation.Layout.allCases {
+            try run(api: nil, emulation: CoopmatEmulation(layout: layout), groups: 3, subgroups: 2, accumulators: 3, iterations: 5)
+        }
+        try run(api: nil, emulation: CoopmatEmulation(), groups: 1, subgroups: 1, accumulators: 1, iterations: 0)
+        for api in d.coopmatAPIs {
+            try run(api: api, emulation: nil, groups: 7, subgroups: 4, accumulators: 8, iterations: 100)
+        }
+        if d.coopmatAPIs.isEmpty {
+            let out = try d.empty([4, 16, 16])
+            #expect(throws: RuntimeError.self) {
+                try CommandList(device: d).tensorCorePeak(ab: ab16, out: out, groups: 1, iterations: 1)
+            }
+        }
+        // Bad arguments: wrong ab, wrong out size.
+        ab16 = try d.tensor(vals, shape: [512])
+        let out = try d.empty([4, 16, 16])
+        #expect(throws: RuntimeError.self) {
+            try CommandList(device: d).tensorCorePeak(ab: ab16, out: out, groups: 1, subgroups: 4, accumulators: 1, iterations: 1,
+                                                      api: nil, emulation: CoopmatEmulation())
+        }
+        TestDevices.checkValidation()
+    }
+}
