@@ -50,6 +50,15 @@ let attentionSuite = BenchSuite(name: "attention") { ctx in
                                      device: Bench.label(device), ms: ms, flops: flops,
                                      bytes: elements * Double(dtype.size), memoryBytes: device.memoryStatistics.used,
                                      note: lq < s.lq ? "scaled from \(lq) queries" : ""))
+                if coopmat && device.supportsRegisterSoftmaxAttention && dtype == dtypes[0] {
+                    // The softmax in registers (attention_coopmat_rs): K and V staged together, half the barriers.
+                    setenv("WAN_ATTN_COOPMAT_SOFTMAX", "registers", 1)
+                    defer { unsetenv("WAN_ATTN_COOPMAT_SOFTMAX") }
+                    let ms = try Bench.time(device, repeats: repeats) { try $0.attention(q: q, k: k, v: v, out: out) }
+                    rows.append(BenchRow(kernel: "attention \(s.name) \(dtype) coopmat registers", shape: "h\(s.heads) \(s.lq)x\(s.lk) d\(s.d)",
+                                         device: Bench.label(device), ms: ms, flops: flops,
+                                         bytes: elements * Double(dtype.size), memoryBytes: device.memoryStatistics.used))
+                }
                 if coopmat && !huge && dtype == dtypes[0] && device.coopmatAPIs.count > 1 {
                     // The tensor-core kernel on the other cooperative-matrix API (VK_KHR_cooperative_matrix).
                     setenv("WAN_COOPMAT_API", "khr", 1)

@@ -40,44 +40,7 @@ layout(local_size_x_id = 0) in;
 #define CM_EMU_LAYOUT_ID 11
 #include "coopmat.glsl"
 
-layout(constant_id = 0) const uint WG = 128;    // 32 · SG
-layout(constant_id = 1) const uint SG = 4;      // subgroups; BR = 16 · SG query rows per workgroup
-layout(constant_id = 2) const uint BC = 64;     // keys per block (multiple of 32)
-layout(constant_id = 3) const uint HD = 128;    // head dim (multiple of 16)
-layout(constant_id = 4) const uint Q_DT = 0;
-layout(constant_id = 5) const uint K_DT = 0;
-layout(constant_id = 6) const uint V_DT = 0;
-layout(constant_id = 7) const uint O_DT = 0;
-layout(constant_id = 8) const uint VEC_Q = 0;   // 4-element vector loads allowed (strides, address aligned)
-layout(constant_id = 9) const uint VEC_K = 0;
-layout(constant_id = 10) const uint VEC_V = 0;
-
-layout(buffer_reference, std430, buffer_reference_align = 16) readonly buffer RoF32x4 { vec4 v[]; };
-layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer RoU32x2 { uvec2 v[]; };
-layout(buffer_reference, std430, buffer_reference_align = 4) readonly buffer RoF32 { float v[]; };
-layout(buffer_reference, std430, buffer_reference_align = 2) readonly buffer RoU16 { uint16_t v[]; };
-
-layout(push_constant) uniform P {
-    uint64_t q;
-    uint64_t k;
-    uint64_t v;
-    uint64_t o;
-    uint qsB, qsL, qsH;  // element strides of q (batch, position, head)
-    uint ksB, ksL, ksH;
-    uint vsB, vsL, vsH;
-    uint Lq;
-    uint kvLen;          // keys attended (the rest are masked)
-    uint H;
-    uint batch0;         // first batch of this dispatch
-    uint batchCount;
-    float qscale;        // softmax scale · log2(e)
-} p;
-
-const float NEG = -1.0e30;
-const uint BR = 16u * SG;
-const uint FD = HD / 16u;              // fragments along the head dim
-const uint FC = BC / 16u;              // fragments along a key block
-const uint LDT = HD + 8u;              // row stride (halves) of the staged Q / K / V tiles
+#include "attention_coopmat_params.glsl"
 const uint LDS = BC + 4u;              // row stride (floats) of a subgroup's score scratch
 const uint LDP = BC + 8u;              // row stride (halves) of a subgroup's probabilities
 const uint TILE_ROWS = BR > BC ? BR : BC;
@@ -89,57 +52,7 @@ shared float16_t Ps[SG * 16u * LDP];    // per subgroup: 16 rows of probabilitie
 shared float rowScale[SG * 16u];        // per subgroup: α of each row, then 1 / l at the end
 shared float rowIds[256];               // element (r, c) = r: the accumulator's element → row map
 
-// Elements i .. i+3 of a tensor (`valid` of them exist; the rest read as 0).
-vec4 load4(uint64_t base, uint dt, bool vec, uint i, int valid) {
-    if (valid >= 4) {
-        if (vec) {
-            if (dt == DT_F32) return RoF32x4(base).v[i >> 2];
-            uvec2 w = RoU32x2(base).v[i >> 2];
-            if (dt == DT_F16) return half4_to_f32(w);
-            return vec4(uintBitsToFloat(w.x << 16), uintBitsToFloat(w.x & 0xffff0000u),
-                        uintBitsToFloat(w.y << 16), uintBitsToFloat(w.y & 0xffff0000u));
-        }
-        if (dt == DT_F32) {
-            RoF32 r = RoF32(base);
-            return vec4(r.v[i], r.v[i + 1u], r.v[i + 2u], r.v[i + 3u]);
-        }
-        RoU16 h = RoU16(base);
-        uvec4 w = uvec4(h.v[i], h.v[i + 1u], h.v[i + 2u], h.v[i + 3u]);
-        if (dt == DT_F16) return f16x4_to_f32(w);
-        return uintBitsToFloat(w << 16);
-    }
-    vec4 r = vec4(0.0);
-    for (int j = 0; j < valid; j++) r[j] = load_elem(base, dt, i + uint(j));
-    return r;
-}
-
-uint dt_bytes(uint dt) { return dt == DT_F32 ? 4u : 2u; }
-
-// Stages `rows` rows (from row0 of a head, `valid` of them exist) of HD elements as fp16, times `mul`
-// (`scaled`); unscaled aligned f16 rows are copied bit for bit (the staging's arithmetic is on the
-// critical path: a conversion per element cost f16 inputs 1.75x against bf16 on an H200).
-void stage(uint64_t head, uint dt, bool vec, uint strideL, uint row0, uint valid, uint rows, bool scaled, float mul) {
-    const uint groups = rows * (HD / 4u);
-    for (uint g = gl_LocalInvocationID.x; g < groups; g += WG) {
-        uint r = g / (HD / 4u), d = (g % (HD / 4u)) * 4u;
-        uint s = r * LDT + d;
-        if (dt == DT_F16 && vec && !scaled) {
-            uvec2 w = r < valid ? RoU32x2(head).v[((row0 + r) * strideL + d) >> 2] : uvec2(0u);
-            f16vec2 lo = unpackFloat2x16(w.x), hi = unpackFloat2x16(w.y);
-            tile[s] = lo.x;
-            tile[s + 1u] = lo.y;
-            tile[s + 2u] = hi.x;
-            tile[s + 3u] = hi.y;
-        } else {
-            vec4 x = load4(head, dt, vec, (row0 + r) * strideL + d, r < valid ? 4 : 0);
-            if (scaled) x *= mul;
-            tile[s] = float16_t(x.x);
-            tile[s + 1u] = float16_t(x.y);
-            tile[s + 2u] = float16_t(x.z);
-            tile[s + 3u] = float16_t(x.w);
-        }
-    }
-}
+#include "attention_staging.glsl"
 
 void main() {
     const uint tid = gl_LocalInvocationID.x;
@@ -166,7 +79,7 @@ void main() {
 
             // Q of this subgroup's rows into registers.
             barrier();
-            stage(qHead, Q_DT, VEC_Q != 0u, p.qsL, q0, Lq - min(q0, Lq), BR, true, p.qscale);
+            stage(qHead, Q_DT, VEC_Q != 0u, p.qsL, q0, Lq - min(q0, Lq), BR, true, p.qscale, 0u);
             barrier();
             CM_F16A qf[FD];
             CM_UNROLL for (uint f = 0; f < FD; f++) CM_LOAD(qf[f], tile, sg * 16u * LDT + f * 16u, LDT, false);
@@ -179,7 +92,7 @@ void main() {
                 const uint keys = min(BC, kvLen - k0);
                 // 1. K of the block.
                 barrier();
-                stage(kHead, K_DT, VEC_K != 0u, p.ksL, k0, keys, BC, false, 1.0);
+                stage(kHead, K_DT, VEC_K != 0u, p.ksL, k0, keys, BC, false, 1.0, 0u);
                 barrier();
 
                 // 2. S = Q·Kᵀ into this subgroup's scratch.
@@ -223,7 +136,7 @@ void main() {
 
                 // 5. V of the block (over K: every subgroup must be done with K), then O += P·V.
                 barrier();
-                stage(vHead, V_DT, VEC_V != 0u, p.vsL, k0, keys, BC, false, 1.0);
+                stage(vHead, V_DT, VEC_V != 0u, p.vsL, k0, keys, BC, false, 1.0, 0u);
                 barrier();
                 CM_UNROLL for (uint c = 0; c < FC; c++) {
                     CM_F16A pf;

@@ -23,6 +23,8 @@ private struct AttentionCase: CustomStringConvertible {
     var coopmatTile: AttentionCoopmat.Tile?
     /// Runs the tensor-core shader with emulated cooperative matrices (on devices without them).
     var emulation: CoopmatEmulation?
+    /// The tensor-core variant's softmax (nil: `WAN_ATTN_COOPMAT_SOFTMAX` or shared).
+    var softmax: AttentionCoopmat.Softmax?
 
     var description: String {
         "B\(batch) Lq\(lq) Lk\(lk) H\(heads) D\(d) \(qType),\(kType),\(vType)->\(outType)"
@@ -31,7 +33,7 @@ private struct AttentionCase: CustomStringConvertible {
             + " tile \(tile.map { "\($0)" } ?? "auto")" + (cpuBlocks.map { " cpu \($0.queries)x\($0.keys)" } ?? "")
             + (cpuWide.map { " cpu wide \($0.queries)x\($0.keys)" } ?? "")
             + (coopmat.map { $0 ? " coopmat" : " no coopmat" } ?? "") + (coopmatTile.map { " \($0)" } ?? "")
-            + (emulation.map { " emulated (layout \($0.layout))" } ?? "")
+            + (emulation.map { " emulated (layout \($0.layout))" } ?? "") + (softmax.map { " softmax \($0)" } ?? "")
     }
 }
 
@@ -89,7 +91,7 @@ private func runCase(_ c: AttentionCase, on devices: [Device], seed: UInt64) thr
         let list = try CommandList(device: device)
         try list.attention(q: q, k: k, v: v, out: out, scale: c.scale, keyLengths: c.lengths, tile: c.tile, cpuBlocks: c.cpuBlocks,
                            coopmat: device.isCPU ? nil : c.coopmat, coopmatTile: c.coopmatTile, cpuWideBlocks: c.cpuWide,
-                           coopmatEmulation: device.isCPU ? nil : c.emulation)
+                           coopmatEmulation: device.isCPU ? nil : c.emulation, coopmatSoftmax: c.softmax)
         try list.run()
         got.append(try device.read(out))
     }
@@ -317,6 +319,8 @@ private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol:
     @Test func coopmatTileParsing() throws {
         #expect(try AttentionCoopmat.Tile(parsing: "4x64") == AttentionCoopmat.defaultTile)
         #expect(AttentionCoopmat.defaultTile.sharedBytes(headDim: 128) == 45312)
+        #expect(AttentionCoopmat.defaultTile.sharedBytes(headDim: 128, softmax: .registers) == 36864)
+        #expect(AttentionCoopmat.Tile(subgroups: 8, keys: 64).sharedBytes(headDim: 128, softmax: .registers) == 36864)
         for bad in ["4", "0x64", "17x64", "4x48", "4x0", "ax64"] {
             #expect(throws: RuntimeError.self, "\(bad)") { try AttentionCoopmat.Tile(parsing: bad) }
         }
@@ -334,7 +338,9 @@ private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol:
             #expect(throws: RuntimeError.self) {
                 try check(AttentionCase(d: 24, coopmat: true, emulation: CoopmatEmulation()), devices: [d])
             }
-            try cases(d, caps, emulation: CoopmatEmulation())
+            for softmax in AttentionCoopmat.Softmax.allCases {
+                try cases(d, caps, emulation: CoopmatEmulation(), softmax: softmax)
+            }
             TestDevices.checkValidation()
             return
         }
@@ -344,17 +350,24 @@ private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol:
             #expect(!AttentionCoopmat.chosen(caps, headDim: 128, inputs: [.f32, .f32, .f32], fp16Compute: false))
             #expect(AttentionCoopmat.chosen(caps, headDim: 128, inputs: [.f32, .f32, .f32], fp16Compute: true))
         }
-        try cases(d, caps, emulation: nil)
+        try cases(d, caps, emulation: nil, softmax: .shared)
+        if d.supportsRegisterSoftmaxAttention {
+            try cases(d, caps, emulation: nil, softmax: .registers)
+        } else {
+            print("note: \(caps.deviceName) lacks NVIDIA's accumulator layout; the register-softmax attention was not run natively")
+        }
         TestDevices.checkValidation()
     }
 
-    /// The attentions of the variant test, on the device's cooperative matrices or emulated ones.
-    private func cases(_ d: Device, _ caps: Capabilities, emulation e: CoopmatEmulation?) throws {
+    /// The attentions of the variant test, on the device's cooperative matrices or emulated ones, with the softmax
+    /// in shared memory or in registers.
+    private func cases(_ d: Device, _ caps: Capabilities, emulation e: CoopmatEmulation?, softmax: AttentionCoopmat.Softmax) throws {
         let tol = 2e-2
         func run(_ c: AttentionCase, seed: UInt64, sourceLocation: SourceLocation = #_sourceLocation) throws {
             var c = c
             c.coopmat = true
             c.emulation = e
+            c.softmax = softmax
             try check(c, devices: [d], seed: seed, tol: tol, sourceLocation: sourceLocation)
         }
         // Odd lengths (query blocks and key blocks both ragged), every head dim the shader takes. The long case
@@ -383,18 +396,20 @@ private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol:
         var ran = 0
         for (i, text) in ["4x64", "2x64", "4x32", "1x128", "8x32", "1x32"].enumerated() {
             let t = try AttentionCoopmat.Tile(parsing: text)
-            guard t.fits(caps, headDim: 64, emulated: e != nil) else { continue }
+            guard t.fits(caps, headDim: 64, emulated: e != nil, softmax: softmax) else { continue }
             try run(AttentionCase(batch: 2, lq: 150, lk: 77, heads: 3, d: 64, qType: .f16, kType: .f16, vType: .f16,
                                   lengths: [77, 40], coopmatTile: t), seed: 20 + UInt64(i))
             ran += 1
         }
         #expect(ran >= 2, "at least two other tiles fit \(caps.deviceName)")
-        // The shader must not assume the fragment layout (it reads rows from a loaded table): the other layout.
+        // The shared-memory softmax must not assume the fragment layout (it reads rows from a loaded table): the
+        // other layout. The register softmax assumes NVIDIA's: on the other layout the shared-memory one runs.
         if var other = e {
             other.layout = .columns
             var c = AttentionCase(batch: 2, lq: 40, lk: 150, heads: 2, d: 64, qType: .f16, kType: .f16, vType: .f16,
                                   lengths: [150, 23], coopmat: true)
             c.emulation = other
+            c.softmax = softmax
             try check(c, devices: [d], seed: 30, tol: tol)
         }
     }

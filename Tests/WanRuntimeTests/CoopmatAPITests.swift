@@ -100,4 +100,30 @@ import WanShaders
         }
         TestDevices.checkValidation()
     }
+
+    /// The accumulator-layout probe: the emulation's NVIDIA layout is recognised and the other one is not; on a
+    /// device with NV matrices the probe ran at open and agrees with a fresh run.
+    @Test func accumulatorLayoutProbe() throws {
+        guard let d = try TestDevices.vulkan() else { return }
+        let nv = try CoopmatLayoutProbe.run(d, emulation: CoopmatEmulation(layout: .nvidia))
+        #expect(CoopmatLayoutProbe.rowsAreNV(nv))
+        #expect(!CoopmatLayoutProbe.rowsAreNV(try CoopmatLayoutProbe.run(d, emulation: CoopmatEmulation(layout: .columns))))
+        // The check itself: every lane's 8 elements, rows and count.
+        var swapped = nv
+        swapped.swapAt(0, 2)
+        #expect(!CoopmatLayoutProbe.rowsAreNV(swapped), "elements 0 and 2 of lane 0 are in different rows")
+        var short = nv
+        short[256 + 5] = 4
+        #expect(!CoopmatLayoutProbe.rowsAreNV(short))
+        #expect(!CoopmatLayoutProbe.rowsAreNV(Array(nv.prefix(100))))
+        if let v = d.vulkan, CoopmatAPI.nv.available(v.capabilities) {
+            let native = try CoopmatLayoutProbe.run(d, emulation: nil)
+            #expect(CoopmatLayoutProbe.rowsAreNV(native) == v.accumulatorRowsNV)
+            print("note: \(v.capabilities.deviceName): NV accumulator rows \(v.accumulatorRowsNV ? "in NVIDIA's mma layout" : "in another layout")")
+        } else {
+            #expect(throws: RuntimeError.self) { try CoopmatLayoutProbe.run(d, emulation: nil) }
+            #expect(!d.supportsRegisterSoftmaxAttention)
+        }
+        TestDevices.checkValidation()
+    }
 }

@@ -48,7 +48,14 @@ public final class Device: @unchecked Sendable, CustomStringConvertible {
     /// Opens Vulkan physical device `index` (validation: the Khronos layer; nil reads `WAN_VK_VALIDATION`).
     public static func vulkan(_ index: Int, validation: Bool? = nil, options: VulkanOptions = VulkanOptions()) throws -> Device {
         let instance = try VulkanInstance.get(validation: validation)
-        return Device(backend: .vulkan(try VulkanDevice(index: index, instance: instance, options: options)), name: "vulkan:\(index)")
+        let v = try VulkanDevice(index: index, instance: instance, options: options)
+        let device = Device(backend: .vulkan(v), name: "vulkan:\(index)")
+        // Where NV cooperative matrices exist, which accumulator layout they have (one 32-invocation dispatch):
+        // the register-softmax attention needs NVIDIA's mma layout. A failed probe only leaves it off.
+        if CoopmatAPI.nv.available(v.capabilities) {
+            v.accumulatorRowsNV = (try? CoopmatLayoutProbe.rowsAreNV(CoopmatLayoutProbe.run(device, emulation: nil))) ?? false
+        }
+        return device
     }
 
     /// Opens the device a selector names: `cpu`, `vulkan:N` (or `vulkan` for 0), or `auto` (the first

@@ -128,9 +128,11 @@ enum AttentionCoopmat {
         var subgroups, keys: Int
         var description: String { "\(subgroups)x\(keys)" }
 
-        /// Shared memory the shader declares for head dim `d` (mirrors `tile`, `Ss`, `Ps`, `rowScale`, `rowIds`).
-        func sharedBytes(headDim d: Int) -> Int {
+        /// Shared memory the shader declares for head dim `d` (mirrors `tile`, `Ss`, `Ps`, `rowScale`, `rowIds` of
+        /// attention_coopmat; `tile` with K and V together and `ids` of attention_coopmat_rs).
+        func sharedBytes(headDim d: Int, softmax: Softmax = .shared) -> Int {
             let br = 16 * subgroups, bc = keys
+            if softmax == .registers { return max(br, 2 * bc) * (d + 8) * 2 + 512 * 4 }
             return max(br, bc) * (d + 8) * 2 + subgroups * 16 * (bc + 4) * 4 + subgroups * 16 * (bc + 8) * 2
                 + subgroups * 16 * 4 + 256 * 4
         }
@@ -148,12 +150,31 @@ enum AttentionCoopmat {
 
         /// Whether a device with `caps` can run this tile for head dim `d` (emulated: with the emulation's shared
         /// scratch).
-        func fits(_ caps: Capabilities, headDim d: Int, emulated: Bool = false) -> Bool {
+        func fits(_ caps: Capabilities, headDim d: Int, emulated: Bool = false, softmax: Softmax = .shared) -> Bool {
             let threads = 32 * subgroups
-            let shared = sharedBytes(headDim: d) + (emulated ? CoopmatEmulation.sharedBytes(threads: threads) : 0)
+            let shared = sharedBytes(headDim: d, softmax: softmax) + (emulated ? CoopmatEmulation.sharedBytes(threads: threads) : 0)
             return caps.maxComputeSharedMemorySize >= shared && caps.maxComputeWorkGroupInvocations >= threads
                 && caps.maxComputeWorkGroupSize[0] >= threads
         }
+    }
+
+    /// Where the variant computes its softmax: `shared` (scores and probabilities through shared memory, any
+    /// fragment layout: `attention_coopmat`) or `registers` (on the accumulators, K and V staged together, half the
+    /// barriers: `attention_coopmat_rs`; needs NVIDIA's accumulator layout, which `CoopmatLayoutProbe` checks, and
+    /// NV matrices; elsewhere `shared` runs). `WAN_ATTN_COOPMAT_SOFTMAX=shared|registers`, default `shared` until
+    /// a GPU has measured `registers`.
+    enum Softmax: String, Sendable, CaseIterable {
+        case shared, registers
+    }
+
+    /// `WAN_ATTN_COOPMAT_SOFTMAX` when set, else `shared`.
+    static func softmax() throws -> Softmax {
+        guard let env = getenv("WAN_ATTN_COOPMAT_SOFTMAX"), env.pointee != 0 else { return .shared }
+        let text = String(cString: env)
+        guard let s = Softmax(rawValue: text.lowercased()) else {
+            throw RuntimeError.invalidArgument("WAN_ATTN_COOPMAT_SOFTMAX='\(text)': expected shared or registers")
+        }
+        return s
     }
 
     /// The default tile: 64 query rows on 4 subgroups, blocks of 64 keys (44 KiB of shared memory at d 128).
@@ -189,6 +210,12 @@ enum AttentionCoopmat {
 }
 
 extension Device {
+    /// Whether the tensor-core attention can compute its softmax in registers here (`WAN_ATTN_COOPMAT_SOFTMAX=registers`):
+    /// NV cooperative matrices chosen and NVIDIA's accumulator layout found by the probe.
+    public var supportsRegisterSoftmaxAttention: Bool {
+        vulkan.map { CoopmatAPI.chosen($0.capabilities) == .nv && $0.accumulatorRowsNV } ?? false
+    }
+
     /// Whether `attention` of head dim `d` over inputs of `inputs` dtypes runs on tensor cores here (the policy,
     /// `WAN_ATTN_COOPMAT` included).
     public func attentionUsesTensorCores(headDim d: Int, inputs: [DType], fp16Compute: Bool = false) -> Bool {
@@ -216,7 +243,8 @@ extension CommandList {
     func attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, scale: Float?, keyLengths: [Int]?,
                    tile: AttentionTile?, cpuBlocks: (queries: Int, keys: Int)?, fp16Compute: Bool = false,
                    coopmat: Bool? = nil, coopmatTile: AttentionCoopmat.Tile? = nil,
-                   cpuWideBlocks: (queries: Int, keys: Int)? = nil, coopmatEmulation: CoopmatEmulation? = nil) throws {
+                   cpuWideBlocks: (queries: Int, keys: Int)? = nil, coopmatEmulation: CoopmatEmulation? = nil,
+                   coopmatSoftmax: AttentionCoopmat.Softmax? = nil) throws {
         let op = "attention"
         try checkDevice([q, k, v, out], op: op)
         for (name, t) in [("q", q), ("k", k), ("v", v), ("out", out)] {
@@ -308,18 +336,26 @@ extension CommandList {
                                                           feature: "cooperative matrices (VK_NV_cooperative_matrix, or VK_KHR_cooperative_matrix in a build with glslang 13) 16x16x16 f16->f32, subgroup size 32 and shuffles, head dim a multiple of 16 up to 128 (got \(d))")
                     }
                 }
-                let t = try coopmatTile ?? (emulated ? AttentionCoopmat.emulatedTile : AttentionCoopmat.tile())
-                guard t.fits(caps, headDim: d, emulated: emulated) else {
-                    throw RuntimeError.invalidArgument("\(op): coopmat tile \(t) (\(t.sharedBytes(headDim: d)) bytes of shared memory at head dim \(d)\(emulated ? " and the emulation's" : "")) does not fit \(caps.deviceName)")
-                }
                 let api = CoopmatAPI.chosen(caps) ?? .nv
-                kernel = emulated ? Kernel(name: "attention_coopmat_emulated", spirv: SPIRV.attention_coopmat_emulated)
-                    : api.attentionKernel
+                // The register softmax where the accumulator layout is NVIDIA's (probed; the emulation's by construction).
+                let registers = try (coopmatSoftmax ?? AttentionCoopmat.softmax()) == .registers
+                    && (coopmatEmulation.map { $0.layout == .nvidia } ?? (api == .nv && r.device.accumulatorRowsNV))
+                let softmax: AttentionCoopmat.Softmax = registers ? .registers : .shared
+                let t = try coopmatTile ?? (emulated ? AttentionCoopmat.emulatedTile : AttentionCoopmat.tile())
+                guard t.fits(caps, headDim: d, emulated: emulated, softmax: softmax) else {
+                    throw RuntimeError.invalidArgument("\(op): coopmat tile \(t) (\(t.sharedBytes(headDim: d, softmax: softmax)) bytes of shared memory at head dim \(d)\(emulated ? " and the emulation's" : "")) does not fit \(caps.deviceName)")
+                }
+                switch (emulated, registers) {
+                case (true, true): kernel = Kernel(name: "attention_coopmat_rs_emulated", spirv: SPIRV.attention_coopmat_rs_emulated)
+                case (true, false): kernel = Kernel(name: "attention_coopmat_emulated", spirv: SPIRV.attention_coopmat_emulated)
+                case (false, true): kernel = Kernel(name: "attention_coopmat_rs", spirv: SPIRV.attention_coopmat_rs)
+                case (false, false): kernel = api.attentionKernel
+                }
                 constants = [UInt32(32 * t.subgroups), UInt32(t.subgroups), UInt32(t.keys), UInt32(d),
                              q.dtype.code, k.dtype.code, v.dtype.code, out.dtype.code] + vec
                     + (coopmatEmulation.map { [$0.layout.rawValue] } ?? [])
                 rowsPerGroup = 16 * t.subgroups
-                tileLabel = "coopmat \(emulated ? "emulated" : api.rawValue) \(t)"
+                tileLabel = "coopmat \(emulated ? "emulated" : api.rawValue) \(t)\(registers ? " registers" : "")"
             } else {
                 let t = try tile ?? AttentionTile.choose(caps, headDim: d, queries: lq, heads: heads, batch: batch)
                 let m = try t.validate(caps, headDim: d)
