@@ -9,7 +9,7 @@
 # device half then runs the tensor-core suites on both APIs and wan-bench prints both (plus each API's register-only
 # tensor-core peak, the `tensor-core peak` rows of the gemm suite).
 # Settings of the device half: TESTS=0 skips the tests, TEST_FILTER / TEST_TIMEOUT / BENCH_TIMEOUT / REPEATS,
-# GEMM_TILES / ATTN_TILES sweep the tensor-core kernels' tiles. Logs land in $OUT (the device tool's folder).
+# GEMM_TILES / CONV_TILES / ATTN_TILES sweep the tensor-core kernels' tiles. Logs land in $OUT (the device tool's folder).
 # Seen on an H200 (2026-12-04): 222 tests pass in ~55 s; `gemm attention conv3d models pipeline` take ~5 min.
 #
 # The device half unpacks the Vulkan loader and OpenBLAS, prints `wan devices`, runs the kernel tests
@@ -78,11 +78,16 @@ device)
             > "$out/tests-khr.log" 2>&1 || echo "KHR tests exited with $?"
         grep -E "✘|Test run|note:" "$out/tests-khr.log" | tail -20 || true
     fi
-    # Tile sweeps for tuning the tensor-core kernels: GEMM_TILES="128x128x32x64x32 64x64x32x32x32 ..." and
+    # Tile sweeps for tuning the tensor-core kernels: GEMM_TILES / CONV_TILES="128x128x32x64x32 64x64x32x32x32 ..." and
     # ATTN_TILES="4x64 2x64 ..." time their rows once per tile (WAN_GEMM_COOPMAT_TILE / WAN_ATTN_COOPMAT_TILE).
     for t in ${GEMM_TILES:-}; do
         echo "== WAN_GEMM_COOPMAT_TILE=$t"
         WAN_GEMM_COOPMAT_TILE=$t timeout 120 .gpu/wan-bench --device vulkan:0 --full --repeats 2 gemm 2>&1 \
+            | grep -E "coopmat|FAILED" | tee -a "$out/tiles.log" || true
+    done
+    for t in ${CONV_TILES:-}; do
+        echo "== WAN_CONV_COOPMAT_TILE=$t"
+        WAN_CONV_COOPMAT_TILE=$t timeout 120 .gpu/wan-bench --device vulkan:0 --full --repeats 2 conv3d 2>&1 \
             | grep -E "coopmat|FAILED" | tee -a "$out/tiles.log" || true
     done
     for t in ${ATTN_TILES:-}; do

@@ -46,30 +46,7 @@ layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer RoU
 layout(buffer_reference, std430, buffer_reference_align = 4) readonly buffer RoF32 { float v[]; };
 layout(buffer_reference, std430, buffer_reference_align = 2) readonly buffer RoU16 { uint16_t v[]; };
 
-layout(push_constant) uniform P {
-    uint64_t x;
-    uint64_t w;
-    uint64_t cache;
-    uint64_t out_;
-    uint64_t bias;
-    uint64_t res;
-    uint Cin;
-    uint Cout;
-    uint T;        // input frames (x)
-    uint H;
-    uint W;
-    uint Tc;       // cached frames
-    uint To;       // output frames, height, width
-    uint Ho;
-    uint Wo;
-    uint st;       // strides
-    uint sh;
-    uint sw;
-    int padTop;
-    int padLeft;
-    int tFront;    // zero frames + cached frames in front of x: virtual time of x's frame 0
-    uint batch;
-} p;
+#include "conv3d_params.glsl"
 
 const uint WG = (BM / TM) * (BN / TN);
 const uint TX = BN / TN;            // threads along N

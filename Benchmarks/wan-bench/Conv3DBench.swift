@@ -1,10 +1,12 @@
+import Foundation
 import WanRuntime
 
 /// Causal 3-D convolution at the Wan VAE's shapes (fp32 accumulation): implicit GEMM on Vulkan,
 /// im2col slabs + OpenBLAS on the CPU. Rows: the encoder's 96→96 kernel-3 conv over a 4-frame chunk at
 /// 480×832 with 2 cached frames (the issue's row), the decoder's middle 384→384 at 60×104, and the two
 /// downsampling convs (spatial stride 2 with the bottom/right pad; temporal stride 2 with 1 cached frame).
-/// FLOPs = 2·Cout·Cin·kt·kh·kw·T'·H'·W'.
+/// FLOPs = 2·Cout·Cin·kt·kh·kw·T'·H'·W'. 16-bit rows run on tensor cores where the device has them (`coopmat`, with
+/// the tiled kernel's row beside them), and f32 with fp16 compute allowed.
 let conv3dSuite = BenchSuite(name: "conv3d") { ctx in
     struct Row {
         var name: String
@@ -15,8 +17,8 @@ let conv3dSuite = BenchSuite(name: "conv3d") { ctx in
     let shapes: [Row] = ctx.fullSize
         ? [
             Row(name: "k3", cin: 96, cout: 96, t: 4, h: 480, w: 832, cached: 2, params: .causal3, dtypes: [.f32, .f16]),
-            Row(name: "k3", cin: 384, cout: 384, t: 4, h: 60, w: 104, cached: 2, params: .causal3, dtypes: [.f32]),
-            Row(name: "down2d", cin: 96, cout: 96, t: 4, h: 480, w: 832, cached: 0, params: .downsampleSpatial, dtypes: [.f32]),
+            Row(name: "k3", cin: 384, cout: 384, t: 4, h: 60, w: 104, cached: 2, params: .causal3, dtypes: [.f32, .f16]),
+            Row(name: "down2d", cin: 96, cout: 96, t: 4, h: 480, w: 832, cached: 0, params: .downsampleSpatial, dtypes: [.f32, .f16]),
             Row(name: "downT", cin: 192, cout: 192, t: 4, h: 120, w: 208, cached: 1, params: .downsampleTime, dtypes: [.f32]),
         ]
         : [
@@ -47,10 +49,29 @@ let conv3dSuite = BenchSuite(name: "conv3d") { ctx in
                     try $0.conv3d(x, weight: weight, bias: bias, cache: cache, params: p, out: out)
                 }
                 let bytes = (x.count + (cache?.count ?? 0) + weight.count + s.cout + out.count) * dtype.size
-                rows.append(BenchRow(kernel: "conv3d \(s.name) \(dtype)",
-                                     shape: "\(s.cin)→\(s.cout) \(s.t)x\(s.h)x\(s.w)\(s.cached > 0 ? "+\(s.cached)" : "") s\(p.strideT)x\(p.strideH)x\(p.strideW)",
+                let shape = "\(s.cin)→\(s.cout) \(s.t)x\(s.h)x\(s.w)\(s.cached > 0 ? "+\(s.cached)" : "") s\(p.strideT)x\(p.strideH)x\(p.strideW)"
+                let tensorCores = device.conv3dUsesTensorCores(x: dtype, weight: dtype, cache: cache?.dtype)
+                rows.append(BenchRow(kernel: "conv3d \(s.name) \(dtype)\(tensorCores ? " coopmat" : "")", shape: shape,
                                      device: Bench.label(device), ms: ms, flops: flops, bytes: Double(bytes),
                                      memoryBytes: device.memoryStatistics.used))
+                if tensorCores {
+                    // The tiled (CUDA-core) kernel on the same operands, for comparison.
+                    setenv("WAN_CONV_COOPMAT", "0", 1)
+                    defer { unsetenv("WAN_CONV_COOPMAT") }
+                    let ms = try Bench.time(device, repeats: repeats) {
+                        try $0.conv3d(x, weight: weight, bias: bias, cache: cache, params: p, out: out)
+                    }
+                    rows.append(BenchRow(kernel: "conv3d \(s.name) \(dtype) tiled", shape: shape, device: Bench.label(device), ms: ms,
+                                         flops: flops, bytes: Double(bytes), memoryBytes: device.memoryStatistics.used))
+                }
+                if dtype == .f32 && device.conv3dUsesTensorCores(x: .f32, weight: .f32, cache: cache?.dtype, fp16Compute: true) {
+                    // f32 tensors with fp16 compute allowed: rounded to fp16 while staged, on tensor cores.
+                    let ms = try Bench.time(device, repeats: repeats) {
+                        try $0.conv3d(x, weight: weight, bias: bias, cache: cache, params: p, out: out, fp16Compute: true)
+                    }
+                    rows.append(BenchRow(kernel: "conv3d \(s.name) f32 coopmat (fp16 compute)", shape: shape, device: Bench.label(device),
+                                         ms: ms, flops: flops, bytes: Double(bytes), memoryBytes: device.memoryStatistics.used))
+                }
             }
         }
     }

@@ -42,7 +42,7 @@ public final class Graph {
     var outputs: [(String, Value)] = []
     var inputNames: [String: Value] = [:]
 
-    /// Lets the matmuls and attentions added from now on round f32 operands to fp16 on devices with tensor
+    /// Lets the matmuls, attentions and convolutions added from now on round f32 operands to fp16 on devices with tensor
     /// cores (fp32 accumulation; the reduced-precision modes of the models). Off: f32 operands stay exact.
     public var fp16Compute = false
 

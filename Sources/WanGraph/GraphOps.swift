@@ -145,9 +145,11 @@ extension Graph {
         guard sx.count == 5, sw.count == 5 else { throw RuntimeError.shapeMismatch("conv3d: x \(sx), weight \(sw)") }
         let o = try params.outputSize(frames: sx[2], height: sx[3], width: sx[4], cacheFrames: cache.map { shape($0)[2] } ?? 0)
         let (ins, split) = operands([x, weight], [bias, cache, residual])
+        let fast = fp16Compute
         return try one("conv3d", ins, [sx[0], sw[0], o.t, o.h, o.w], dtype ?? self.dtype(x)) { cl, ts, out in
             let (r, opt) = split(ts)
-            try cl.conv3d(r[0], weight: r[1], bias: opt[0], cache: opt[1], params: params, residual: opt[2], out: out)
+            try cl.conv3d(r[0], weight: r[1], bias: opt[0], cache: opt[1], params: params, residual: opt[2], out: out,
+                          fp16Compute: fast)
         }
     }
 

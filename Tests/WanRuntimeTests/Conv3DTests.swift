@@ -14,11 +14,16 @@ private struct ConvCase: CustomStringConvertible {
     /// The residual is `out` itself (out += conv).
     var residualInPlace = false
     var tile: Conv3DTile?
+    /// The tensor-core variant forced on or off (nil: the policy), its tile, and emulated cooperative matrices.
+    var coopmat: Bool?
+    var coopmatTile: GEMMCoopmat.Tile?
+    var emulation: CoopmatEmulation?
 
     var description: String {
         "\(batch)x\(cin)->\(cout) \(t)x\(h)x\(w)+\(tc) \(params) x \(xType) w \(wType) cache \(cacheType) -> \(outType)"
             + " bias \(biasType.map { "\($0)" } ?? "-") res \(residualInPlace ? "in-place" : residualType.map { "\($0)" } ?? "-")"
-            + " tile \(tile.map { "\($0)" } ?? "auto")"
+            + " tile \(tile.map { "\($0)" } ?? "auto")" + (coopmat.map { $0 ? " coopmat" : " no coopmat" } ?? "")
+            + (coopmatTile.map { " \($0)" } ?? "") + (emulation.map { " emulated (layout \($0.layout))" } ?? "")
     }
 
     var xShape: [Int] { [batch, cin, t, h, w] }
@@ -102,7 +107,9 @@ private func run(_ c: ConvCase, _ d: ConvData, on device: Device) throws -> [Flo
     let out = c.residualInPlace ? residual! : try device.empty(outShape, dtype: c.outType)
     if c.residualInPlace { residual = out }
     let list = try CommandList(device: device)
-    try list.conv3d(x, weight: weight, bias: bias, cache: cache, params: c.params, residual: residual, out: out, tile: c.tile)
+    try list.conv3d(x, weight: weight, bias: bias, cache: cache, params: c.params, residual: residual, out: out, tile: c.tile,
+                    coopmat: device.isCPU ? nil : c.coopmat, coopmatTile: c.coopmatTile,
+                    coopmatEmulation: device.isCPU ? nil : c.emulation)
     try list.run()
     return try device.read(out)
 }
@@ -415,5 +422,90 @@ private func concatFrames(_ parts: [(values: [Float], frames: Int)], channels: I
             }
         }
         TestDevices.checkValidation()
+    }
+}
+
+/// The tensor-core variant (`conv3d_coopmat.comp`): against float64 where the device has cooperative matrices, and
+/// the same shader with emulated ones everywhere (lavapipe in CI). Operands are rounded to fp16, so fp16 tolerances.
+@Suite struct Conv3DCoopmatTests {
+    @Test func coopmatVariant() throws {
+        guard let d = try TestDevices.vulkan(), let caps = d.vulkan?.capabilities else { return }
+        if Conv3DCoopmat.supported(caps) {
+            if getenv("WAN_CONV_COOPMAT") == nil {
+                #expect(Conv3DCoopmat.chosen(caps, x: .f16, weight: .f16, cache: .f16))
+                #expect(!Conv3DCoopmat.chosen(caps, x: .f32, weight: .f32, cache: nil), "f32 stays exact unless fp16 compute is allowed")
+                #expect(Conv3DCoopmat.chosen(caps, x: .f32, weight: .bf16, cache: nil, fp16Compute: true))
+                #expect(!Conv3DCoopmat.chosen(caps, x: .f16, weight: .f16, cache: .f32), "a cache in another dtype keeps the tiled kernel")
+            }
+            try cases(d, caps, emulation: nil)
+        } else {
+            #expect(!Conv3DCoopmat.chosen(caps, x: .f16, weight: .f16, cache: nil, fp16Compute: true))
+            #expect(throws: RuntimeError.self) {
+                try self.check(ConvCase(cin: 5, t: 2, xType: .f16, wType: .f16, coopmat: true), d, seed: 1)
+            }
+            print("note: \(caps.deviceName) has no usable cooperative matrices; the tensor-core convolution runs emulated")
+        }
+        try cases(d, caps, emulation: CoopmatEmulation())
+        TestDevices.checkValidation()
+    }
+
+    /// Runs a case with the variant forced on against float64 (fp16 tolerance).
+    private func check(_ c: ConvCase, _ d: Device, seed: UInt64, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        var c = c
+        c.coopmat = true
+        let data = try makeData(c, seed: seed)
+        let want = try referenceConv3D(x: data.x, xShape: c.xShape, cache: data.cache, tc: c.tc, weight: data.weight, cout: c.cout,
+                                       bias: data.bias, residual: data.residual, params: c.params)
+        let got = try run(c, data, on: d)
+        let err = maxRelativeError(got, want)
+        #expect(err <= 1e-2, "\(c): relative error \(err)", sourceLocation: sourceLocation)
+    }
+
+    /// Every geometry of the VAE, dtypes and epilogues, edges in M, N and K, vector and element weight staging.
+    private func cases(_ d: Device, _ caps: Capabilities, emulation e: CoopmatEmulation?) throws {
+        // Emulated on lavapipe (32 KiB of shared memory): a 64x64 tile of 4 subgroups.
+        let tile = e == nil ? nil : GEMMCoopmat.Tile(bm: 64, bn: 64, bk: 32, wm: 32, wn: 32)
+        let k3s2 = Conv3DParams(kernel: (3, 3, 3), stride: (2, 2, 2), padFront: 2, padBottom: 1, padRight: 1)
+        let cases: [ConvCase] = [
+            // Causal k3 after 2 cached frames; M spans two partial tiles; K = 135 (element staging of the weights).
+            ConvCase(cin: 5, cout: 70, t: 3, h: 9, w: 11, tc: 2, xType: .f16, wType: .f16, cacheType: .f16, outType: .f16, biasType: .f16),
+            // K = 648 (many slices, vector staging), bf16 with a residual, a 1-frame cache.
+            ConvCase(batch: 2, cin: 24, cout: 20, t: 2, h: 7, w: 10, tc: 1, xType: .bf16, wType: .bf16, cacheType: .bf16, outType: .bf16,
+                     biasType: .bf16, residualType: .bf16),
+            // f32 operands rounded to fp16 (what fp16 compute does), f32 out.
+            ConvCase(cin: 8, cout: 12, t: 4, h: 6, w: 7, tc: 2),
+            // The VAE's other kernels: (3,1,1), (1,3,3), 1x1x1, spatial stride 2 with its asymmetric pad, time stride 2.
+            ConvCase(cin: 16, cout: 17, t: 5, h: 5, w: 6, params: .upsampleTime, xType: .f16, wType: .f16, outType: .f32),
+            ConvCase(cin: 16, cout: 9, t: 2, h: 8, w: 9, params: .upsampleSpatial, xType: .f16, wType: .f16, outType: .f16,
+                     biasType: nil, residualInPlace: true),
+            ConvCase(cin: 8, cout: 33, t: 5, h: 9, w: 11, params: .pointwise, xType: .f16, wType: .f16, outType: .f16),
+            ConvCase(cin: 16, cout: 20, t: 2, h: 9, w: 12, params: .downsampleSpatial, xType: .bf16, wType: .bf16, outType: .f32),
+            ConvCase(cin: 8, cout: 10, t: 4, h: 5, w: 6, tc: 1, params: .downsampleTime, xType: .f16, wType: .f16, cacheType: .f16,
+                     outType: .f16),
+            ConvCase(batch: 2, cin: 3, cout: 6, t: 5, h: 7, w: 9, tc: 2, params: k3s2, xType: .f16, wType: .bf16, cacheType: .f16,
+                     outType: .f32, residualType: .f32),
+        ]
+        for (i, var c) in cases.enumerated() {
+            c.coopmatTile = tile
+            c.emulation = e
+            try check(c, d, seed: UInt64(500 + i))
+        }
+        // Another tile: BK 16, 16-row subgroup tiles, N spanning tiles.
+        var c = ConvCase(cin: 8, cout: 24, t: 3, h: 10, w: 11, tc: 2, xType: .f16, wType: .f16, cacheType: .f16, outType: .f16)
+        c.coopmatTile = GEMMCoopmat.Tile(bm: 32, bn: 64, bk: 16, wm: 16, wn: 32)
+        c.emulation = e
+        try check(c, d, seed: 520)
+        // The other emulated layout: the shader must not depend on it.
+        if var other = e {
+            other.layout = .columns
+            var c = cases[1]
+            c.coopmatTile = tile
+            c.emulation = other
+            try check(c, d, seed: 521)
+        }
+        // A cache in another dtype than x: a clear error when forced.
+        var bad = ConvCase(cin: 5, t: 2, tc: 1, xType: .f16, wType: .f16, cacheType: .f32, coopmatTile: tile)
+        bad.emulation = e
+        #expect(throws: RuntimeError.self) { try self.check(bad, d, seed: 1) }
     }
 }

@@ -99,6 +99,24 @@ struct Conv3DGeometry: Sendable {
     var to, ho, wo: Int
 
     var taps: Int { kt * kh * kw }
+
+    /// The push constants of the convolution shaders (`include/conv3d_params.glsl`).
+    static func push(_ g: Conv3DGeometry, x: Tensor, weight: Tensor, cache: Tensor?, out: Tensor, bias: Tensor?,
+                     residual: Tensor?) -> PushConstants {
+        var p = PushConstants()
+        p.address(x)
+        p.address(weight)
+        p.u64(cache?.deviceAddress ?? 0)
+        p.address(out)
+        p.u64(bias?.deviceAddress ?? 0)
+        p.u64(residual?.deviceAddress ?? 0)
+        for v in [g.cin, g.cout, g.t, g.h, g.w, g.tc, g.to, g.ho, g.wo, g.st, g.sh, g.sw] { p.u32(v) }
+        p.i32(g.padTop)
+        p.i32(g.padLeft)
+        p.i32(g.tFront)
+        p.u32(g.batch)
+        return p
+    }
     /// GEMM sizes per batch: K = Cin·taps, N = output voxels.
     var k: Int { cin * taps }
     var n: Int { to * ho * wo }
@@ -136,15 +154,21 @@ extension CommandList {
     /// Causal 3D convolution (cross-correlation) as implicit GEMM, fp32 accumulation:
     /// out = conv(cat(zeros, cache, x)) + bias (+ residual). x [B, Cin, T, H, W], weight [Cout, Cin, kt, kh, kw],
     /// bias [Cout], cache [B, Cin, Tc, H, W] (the previous chunk's last frames; they replace front zero frames,
-    /// Tc ≤ `params.maxCacheFrames`), out and residual [B, Cout, T', H', W'] (`params.outputSize`).
+    /// Tc ≤ `params.maxCacheFrames`), out and residual [B, Cout, T', H', W'] (`params.outputSize`). With
+    /// `fp16Compute` a device with tensor cores may round f32 inputs and weights to fp16 (16-bit ones take that
+    /// path anyway; `Conv3DCoopmat`).
     public func conv3d(_ x: Tensor, weight: Tensor, bias: Tensor?, cache: Tensor? = nil, params: Conv3DParams,
-                       residual: Tensor? = nil, out: Tensor) throws {
-        try conv3d(x, weight: weight, bias: bias, cache: cache, params: params, residual: residual, out: out, tile: nil)
+                       residual: Tensor? = nil, out: Tensor, fp16Compute: Bool = false) throws {
+        try conv3d(x, weight: weight, bias: bias, cache: cache, params: params, residual: residual, out: out, tile: nil,
+                   fp16Compute: fp16Compute)
     }
 
-    /// `conv3d` with an explicit Vulkan tile configuration (tests and benchmarks); nil picks one.
+    /// `conv3d` with an explicit Vulkan tile configuration (tests and benchmarks); nil picks one. `coopmat` forces
+    /// the tensor-core variant on or off (nil: the policy), `coopmatTile` its tile, `coopmatEmulation` runs it on
+    /// emulated cooperative matrices (tests on devices without them).
     func conv3d(_ x: Tensor, weight: Tensor, bias: Tensor?, cache: Tensor?, params: Conv3DParams,
-                residual: Tensor?, out: Tensor, tile: Conv3DTile?) throws {
+                residual: Tensor?, out: Tensor, tile: Conv3DTile?, fp16Compute: Bool = false, coopmat: Bool? = nil,
+                coopmatTile: GEMMCoopmat.Tile? = nil, coopmatEmulation: CoopmatEmulation? = nil) throws {
         let op = "conv3d"
         try checkDevice([x, weight, out] + [bias, cache, residual].compactMap { $0 }, op: op)
         let named: [(String, Tensor?)] = [("x", x), ("weight", weight), ("out", out), ("bias", bias), ("cache", cache), ("residual", residual)]
@@ -225,6 +249,13 @@ extension CommandList {
             }
         case let .vulkan(r):
             let caps = r.device.capabilities
+            try CoopmatAPI.checkEnvironment()
+            if coopmatEmulation != nil || (coopmat ?? Conv3DCoopmat.chosen(caps, x: x.dtype, weight: weight.dtype, cache: cacheUsed?.dtype,
+                                                                            fp16Compute: fp16Compute)) {
+                try r.conv3dCoopmat(g, x: x, weight: weight, bias: bias, cache: cacheUsed, residual: residual, out: out,
+                                    tile: coopmatTile, emulation: coopmatEmulation, label: label)
+                return
+            }
             let tl: Conv3DTile
             if let tile {
                 try tile.validate(caps)
@@ -239,18 +270,7 @@ extension CommandList {
                 bias?.dtype.code ?? 0, residual?.dtype.code ?? 0, bias != nil ? 1 : 0, residual != nil ? 1 : 0,
                 UInt32(g.kt), UInt32(g.kh), UInt32(g.kw), vecW ? 1 : 0, (tl.unroll ?? !caps.isSoftware) ? 1 : 0,
             ]
-            var p = PushConstants()
-            p.address(x)
-            p.address(weight)
-            p.u64(cacheUsed?.deviceAddress ?? 0)
-            p.address(out)
-            p.u64(bias?.deviceAddress ?? 0)
-            p.u64(residual?.deviceAddress ?? 0)
-            for v in [cin, cout, t, h, w, tc, g.to, g.ho, g.wo, g.st, g.sh, g.sw] { p.u32(v) }
-            p.i32(g.padTop)
-            p.i32(g.padLeft)
-            p.i32(g.tFront)
-            p.u32(batch)
+            let p = Conv3DGeometry.push(g, x: x, weight: weight, cache: cacheUsed, out: out, bias: bias, residual: residual)
             let nTiles = (g.n + tl.bn - 1) / tl.bn
             let groups = (min(nTiles, caps.maxComputeWorkGroupCount[0], 65535), (cout + tl.bm - 1) / tl.bm,
                           min(batch, caps.maxComputeWorkGroupCount[2], 65535))
