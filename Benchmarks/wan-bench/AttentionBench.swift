@@ -50,7 +50,7 @@ let attentionSuite = BenchSuite(name: "attention") { ctx in
                                      device: Bench.label(device), ms: ms, flops: flops,
                                      bytes: elements * Double(dtype.size), memoryBytes: device.memoryStatistics.used,
                                      note: lq < s.lq ? "scaled from \(lq) queries" : ""))
-                if coopmat && device.supportsRegisterSoftmaxAttention && dtype == dtypes[0] {
+                if coopmat && device.supportsRegisterSoftmaxAttention && !huge && dtype == dtypes[0] {
                     // The softmax in registers (attention_coopmat_rs): K and V staged together, half the barriers.
                     setenv("WAN_ATTN_COOPMAT_SOFTMAX", "registers", 1)
                     defer { unsetenv("WAN_ATTN_COOPMAT_SOFTMAX") }

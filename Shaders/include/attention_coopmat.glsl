@@ -21,19 +21,7 @@
 // (checked by the host); HD a multiple of 16. Every cooperative-matrix operation and subgroup sync is reached
 // by the whole workgroup (what the emulation needs).
 #extension GL_GOOGLE_include_directive : enable
-#extension GL_EXT_control_flow_attributes : enable
-#if defined(CM_KHR)
-#extension GL_KHR_cooperative_matrix : require
-#extension GL_KHR_memory_scope_semantics : require
-#elif !defined(CM_EMULATE)
-#extension GL_NV_cooperative_matrix : require
-#extension GL_KHR_memory_scope_semantics : require
-#endif
-#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
-#ifndef CM_EMULATE
-#extension GL_KHR_shader_subgroup_basic : require
-#extension GL_KHR_shader_subgroup_shuffle : require
-#endif
+#include "coopmat_extensions.glsl"
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;

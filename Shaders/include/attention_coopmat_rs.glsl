@@ -9,9 +9,10 @@
 //   3. keys at or beyond kvLen get −∞ (each element's column comes from a fragment loaded from a table of
 //      column numbers, so no layout is assumed for it);
 //   4. the row maxima are reduced in registers: this relies on NVIDIA's mma layout of the accumulator, where
-//      lane l holds rows l/4 (elements 0, 1, 4, 5) and l/4 + 8 (elements 2, 3, 6, 7) and the four lanes of a
-//      row are l ^ 1, l ^ 2: two shuffles per row. The host runs this shader only where a probe found that
-//      layout (coopmat_layout.comp), or on the emulation's NVIDIA layout;
+//      lane l holds rows l/4 (elements 0, 1, 4, 5) and l/4 + 8 (elements 2, 3, 6, 7; element bit ROW_BIT = 1
+//      picks the row, another bit where the driver orders the elements otherwise) and the four lanes of a row
+//      are l ^ 1, l ^ 2: two shuffles per row. The host runs this shader only where a probe found those rows
+//      (coopmat_layout.comp), or on the emulation's NVIDIA layouts;
 //   5. P = exp2(S − m) in place, α = exp2(m_old − m_new), O *= α per row; each lane keeps a partial row sum
 //      (its own columns) scaled by the same α, reduced across the four lanes only at the end;
 //   6. P is rounded to fp16 fragments in registers (an element-wise conversion: the driver keeps each
@@ -20,23 +21,17 @@
 // Requires what attention_coopmat.glsl requires; NV cooperative matrices or the emulation only (KHR matrices
 // cannot turn an accumulator into an A operand).
 #extension GL_GOOGLE_include_directive : enable
-#extension GL_EXT_control_flow_attributes : enable
-#ifndef CM_EMULATE
-#extension GL_NV_cooperative_matrix : require
-#extension GL_KHR_memory_scope_semantics : require
-#endif
-#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
-#ifndef CM_EMULATE
-#extension GL_KHR_shader_subgroup_basic : require
-#extension GL_KHR_shader_subgroup_shuffle : require
-#endif
+#include "coopmat_extensions.glsl"
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
-#define CM_EMU_LAYOUT_ID 11
+#define CM_EMU_LAYOUT_ID 12
 #include "coopmat.glsl"
 
 #include "attention_coopmat_params.glsl"
+// The element bit that picks a lane's lower row (l/4 + 8): 1 in NVIDIA's mma order; the host passes what the
+// layout probe found.
+layout(constant_id = 11) const uint ROW_BIT = 1;
 const uint STAGE_ROWS = BR > 2u * BC ? BR : 2u * BC;
 
 shared float16_t tile[STAGE_ROWS * LDT]; // Q at the start; then K (rows 0 .. BC) and V (rows BC .. 2·BC) of each block
@@ -78,7 +73,7 @@ void main() {
 
             CM_F32 O[FD];
             CM_UNROLL for (uint f = 0; f < FD; f++) O[f] = CM_F32_ZERO;
-            // Running maxima of this lane's two rows (element bit 1 clear: the upper row, set: the lower one),
+            // Running maxima of this lane's two rows (element bit ROW_BIT clear: the upper row, set: the lower one),
             // and this lane's partial sums of their probabilities.
             float m0 = NEG, m1 = NEG, l0 = 0.0, l1 = 0.0;
 
@@ -104,7 +99,7 @@ void main() {
                 // 3. Masked keys (only in a block that runs past kvLen).
                 if (keys < BC) {
                     CM_UNROLL for (uint c = 0; c < FC; c++)
-                        for (uint i = 0; i < S[c].length(); i++)
+                        [[unroll]] for (uint i = 0; i < 8u; i++)
                             if (c * 16u + uint(colMap[i]) >= keys) S[c][i] = NEG;
                 }
 
@@ -112,7 +107,7 @@ void main() {
                 float x0 = NEG, x1 = NEG;
                 CM_UNROLL for (uint c = 0; c < FC; c++)
                     [[unroll]] for (uint i = 0; i < 8u; i++) {
-                        if ((i & 2u) == 0u) x0 = max(x0, S[c][i]);
+                        if (((i >> ROW_BIT) & 1u) == 0u) x0 = max(x0, S[c][i]);
                         else x1 = max(x1, S[c][i]);
                     }
                 x0 = max(x0, cm_shuffle_xor(x0, 1u));
@@ -128,7 +123,7 @@ void main() {
                 float s0 = 0.0, s1 = 0.0;
                 CM_UNROLL for (uint c = 0; c < FC; c++)
                     [[unroll]] for (uint i = 0; i < 8u; i++) {
-                        if ((i & 2u) == 0u) {
+                        if (((i >> ROW_BIT) & 1u) == 0u) {
                             S[c][i] = exp2(S[c][i] - m0);
                             s0 += S[c][i];
                         } else {
@@ -139,7 +134,7 @@ void main() {
                 l0 = l0 * a0 + s0;
                 l1 = l1 * a1 + s1;
                 CM_UNROLL for (uint f = 0; f < FD; f++)
-                    [[unroll]] for (uint i = 0; i < 8u; i++) O[f][i] *= (i & 2u) == 0u ? a0 : a1;
+                    [[unroll]] for (uint i = 0; i < 8u; i++) O[f][i] *= ((i >> ROW_BIT) & 1u) == 0u ? a0 : a1;
 
                 // 6. O += P·V, P rounded to fp16 in registers.
                 CM_UNROLL for (uint c = 0; c < FC; c++) {
@@ -163,7 +158,7 @@ void main() {
                     uint row = q0 + sg * 16u + uint(rowMap[i]);
                     if (row < Lq)
                         store_elem(p.o, O_DT, ((b * Lq + row) * p.H + h) * HD + f * 16u + uint(colMap[i]),
-                                   O[f][i] * ((i & 2u) == 0u ? inv0 : inv1));
+                                   O[f][i] * (((i >> ROW_BIT) & 1u) == 0u ? inv0 : inv1));
                 }
         }
     }

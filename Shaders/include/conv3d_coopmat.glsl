@@ -11,18 +11,7 @@
 // dtype). x and the cache share one dtype (the host checks). f32 operands are rounded to fp16 (nearest even):
 // this variant is for 16-bit inputs or a caller that allowed fp16 compute.
 #extension GL_GOOGLE_include_directive : enable
-#if defined(CM_KHR)
-#extension GL_KHR_cooperative_matrix : require
-#extension GL_KHR_memory_scope_semantics : require
-#elif !defined(CM_EMULATE)
-#extension GL_NV_cooperative_matrix : require
-#extension GL_KHR_memory_scope_semantics : require
-#endif
-#ifndef CM_EMULATE
-#extension GL_KHR_shader_subgroup_basic : require
-#endif
-#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
-#extension GL_EXT_control_flow_attributes : enable
+#include "coopmat_extensions.glsl"
 #include "common.glsl"
 
 layout(local_size_x_id = 5) in;
@@ -106,22 +95,22 @@ void main() {
 
         for (uint nt = gl_WorkGroupID.x; nt < nTiles; nt += gl_NumWorkGroups.x) {
             uint n0 = nt * BN;
-            // Virtual input coordinates of the window origin of the 8 voxels of each of this invocation's B chunks
-            // (time relative to x's frame 0); fixed for the whole K loop.
-            int bU[CB * 8u], bH[CB * 8u], bW[CB * 8u];
+            // Each B chunk's 8 voxels n .. n+7: the window origin of the first (virtual time relative to x's frame 0),
+            // and whether all 8 exist and lie in one output row (then the others are the next windows along w, the
+            // usual case: Wo is a multiple of 8 in the VAE); chunks crossing a row or the end decompose each voxel.
+            // Kept to a few registers per chunk (the full origins of 8 voxels would take 24).
+            int cU[CB], cH[CB], cW[CB];
+            uint cN[CB];
+            bool cRow[CB];
             CM_UNROLL for (uint c = 0u; c < CB; c++) {
-                CM_UNROLL for (uint e = 0u; e < 8u; e++) {
-                    uint n = n0 + bCol[c] + e, i = c * 8u + e;
-                    if (tid + c * WG < B_CHUNKS && n < N) {
-                        uint wo = n % p.Wo, r = n / p.Wo;
-                        uint ho = r % p.Ho, to = r / p.Ho;
-                        bU[i] = int(to * p.st) - p.tFront;
-                        bH[i] = int(ho * p.sh) - p.padTop;
-                        bW[i] = int(wo * p.sw) - p.padLeft;
-                    } else {
-                        bU[i] = OUTSIDE; bH[i] = 0; bW[i] = 0;
-                    }
-                }
+                uint n = n0 + bCol[c];
+                cN[c] = tid + c * WG < B_CHUNKS && n < N ? n : 0xffffffffu;
+                uint wo = n % p.Wo, r = n / p.Wo;
+                uint ho = r % p.Ho, to = r / p.Ho;
+                cU[c] = int(to * p.st) - p.tFront;
+                cH[c] = int(ho * p.sh) - p.padTop;
+                cW[c] = int(wo * p.sw) - p.padLeft;
+                cRow[c] = wo + 7u < p.Wo && n + 7u < N;
             }
 
             CM_F32 acc[FM * FN];
@@ -139,13 +128,19 @@ void main() {
                     rb0[c] = uvec4(0u);                                                                         \
                     rb1[c] = uvec4(0u);                                                                         \
                     uint k = (k0) + bRow[c];                                                                    \
-                    if (tid + c * WG < B_CHUNKS && k < K) {                                                     \
+                    if (cN[c] < N && k < K) {                                                                   \
                         uint ci = k / TAPS, tap = k - ci * TAPS;                                                \
                         uint dt = tap / KHW, rr = tap - dt * KHW;                                               \
                         uint dh = rr / KW, dw = rr - dh * KW;                                                   \
                         CM_UNROLL for (uint e = 0u; e < 8u; e++) {                                             \
-                            uint i = c * 8u + e;                                                                \
-                            uint v = gather_raw(xBase, cBase, ci, bU[i] + int(dt), bH[i] + int(dh), bW[i] + int(dw)); \
+                            int u = cU[c] + int(dt), hi = cH[c] + int(dh), wi = cW[c] + int(dw) + int(e * p.sw); \
+                            if (!cRow[c]) {                                                                     \
+                                uint n = cN[c] + e, wo = n % p.Wo, r = n / p.Wo, ho = r % p.Ho, to = r / p.Ho;  \
+                                u = n < N ? int(to * p.st) - p.tFront + int(dt) : OUTSIDE;                      \
+                                hi = int(ho * p.sh) - p.padTop + int(dh);                                       \
+                                wi = int(wo * p.sw) - p.padLeft + int(dw);                                      \
+                            }                                                                                   \
+                            uint v = gather_raw(xBase, cBase, ci, u, hi, wi);                                   \
                             if (X_DT == DT_F32) {                                                               \
                                 if (e < 4u) rb0[c][e] = v; else rb1[c][e - 4u] = v;                             \
                             } else {                                                                            \

@@ -27,8 +27,9 @@
 // The emulation: "subgroups" are the workgroup's invocations in consecutive groups of 32; a fragment is 8 elements
 // per invocation; element i of lane l sits at (cm_row(l, i), cm_col(l, i)). CM_EMU_LAYOUT (specialization
 // constant CM_EMU_LAYOUT_ID, which the shader defines) picks the layout: 0 is NVIDIA's mma layout (lane l holds
-// rows l/4 and l/4 + 8, two adjacent columns in each 8-column half), 1 another one (lane l holds column l%16 of
-// eight rows), for checking code that must not depend on the layout. Products and shuffles go through shared
+// rows l/4 and l/4 + 8, two adjacent columns in each 8-column half; element bit 1 picks the row), 2 the same with
+// the element order permuted (bit 2 picks the row: drivers have reordered fragment registers), 1 another one (lane
+// l holds column l%16 of eight rows), for checking code that must not depend on the layout. Products and shuffles go through shared
 // memory with workgroup barriers, so every cm_mma, cm_shuffle_xor and CM_SUBGROUP_SYNC must be reached by the
 // whole workgroup (the native operations need uniform control flow in the subgroup; the shaders keep it uniform
 // in the workgroup). Products are exact fp16 × fp16 terms summed in fp32.
@@ -50,8 +51,16 @@ layout(constant_id = CM_EMU_LAYOUT_ID) const uint CM_EMU_LAYOUT = 0;
 shared float16_t cm_emu_ab[gl_WorkGroupSize.x * 16u];   // per subgroup: A then B, 256 halves each
 shared float cm_emu_x[gl_WorkGroupSize.x];
 
-uint cm_row(uint l, uint i) { return CM_EMU_LAYOUT == 0u ? (l >> 2) + ((i & 2u) << 2) : (i << 1) + (l >> 4); }
-uint cm_col(uint l, uint i) { return CM_EMU_LAYOUT == 0u ? ((l & 3u) << 1) + (i & 1u) + ((i & 4u) << 1) : l & 15u; }
+uint cm_row(uint l, uint i) {
+    if (CM_EMU_LAYOUT == 0u) return (l >> 2) + ((i & 2u) << 2);
+    if (CM_EMU_LAYOUT == 2u) return (l >> 2) + ((i & 4u) << 1);
+    return (i << 1) + (l >> 4);
+}
+uint cm_col(uint l, uint i) {
+    if (CM_EMU_LAYOUT == 0u) return ((l & 3u) << 1) + (i & 1u) + ((i & 4u) << 1);
+    if (CM_EMU_LAYOUT == 2u) return ((l & 3u) << 1) + (i & 1u) + ((i & 2u) << 2);
+    return l & 15u;
+}
 // Index of element i of this lane in a matrix stored at off with stride (row-major, or column-major).
 uint cm_index(uint i, uint off, uint stride, bool colMajor) {
     uint r = cm_row(CM_LANE, i), c = cm_col(CM_LANE, i);

@@ -3,13 +3,7 @@
 // and their count (out[256 + lane]). The host compares that with the layout a shader relies on (the register
 // softmax of attention_coopmat_rs.glsl relies on NVIDIA's mma layout).
 #extension GL_GOOGLE_include_directive : enable
-#ifndef CM_EMULATE
-#extension GL_NV_cooperative_matrix : require
-#extension GL_KHR_memory_scope_semantics : require
-#extension GL_KHR_shader_subgroup_basic : require
-#endif
-#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
-#extension GL_EXT_control_flow_attributes : enable
+#include "coopmat_extensions.glsl"
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;

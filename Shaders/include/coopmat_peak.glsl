@@ -1,21 +1,10 @@
 // The tensor cores' throughput on their own: each subgroup loads one 16x16 fp16 A and B fragment and then runs
 // ITER rounds of ACC independent accumulations acc[j] += A·B from registers (no memory traffic in the loop), so
 // its time measures what the cooperative-matrix API and the driver reach, the ceiling any kernel built on them
-// can approach. Output: per subgroup, the sum of its accumulators (= ITER · ACC · A·B, exact for small-integer
-// inputs) as a dense 16x16 fp32 tile.
+// can approach. Output: per subgroup, the sum of its accumulators (accumulator j starts at j: ACC·(ACC − 1)/2 +
+// ITER · ACC · A·B, exact for small-integer inputs) as a dense 16x16 fp32 tile.
 #extension GL_GOOGLE_include_directive : enable
-#if defined(CM_KHR)
-#extension GL_KHR_cooperative_matrix : require
-#extension GL_KHR_memory_scope_semantics : require
-#elif !defined(CM_EMULATE)
-#extension GL_NV_cooperative_matrix : require
-#extension GL_KHR_memory_scope_semantics : require
-#endif
-#ifndef CM_EMULATE
-#extension GL_KHR_shader_subgroup_basic : require
-#endif
-#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
-#extension GL_EXT_control_flow_attributes : enable
+#include "coopmat_extensions.glsl"
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -44,13 +33,18 @@ void main() {
     CM_F16B b;
     CM_LOAD(a, abs_, 0, 16, false);
     CM_LOAD(b, abs_, 256, 16, false);
+    // Accumulator j starts at j everywhere: no two chains are provably equal, so none can be merged away.
     CM_F32 acc[ACC];
-    CM_UNROLL for (uint j = 0u; j < ACC; j++) acc[j] = CM_F32_ZERO;
+    CM_UNROLL for (uint j = 0u; j < ACC; j++) {
+        acc[j] = CM_F32_ZERO;
+        [[unroll]] for (uint i = 0u; i < acc[j].length(); i++) acc[j][i] = float(j);
+    }
     for (uint it = 0u; it < p.iter; it++) {
         CM_UNROLL for (uint j = 0u; j < ACC; j++) acc[j] = cm_mma(a, b, acc[j]);
     }
-    for (uint j = 1u; j < ACC; j++)
-        for (uint i = 0u; i < acc[0].length(); i++) acc[0][i] += acc[j][i];
+    // Constant indices only (unrolled), so the accumulators can stay in registers.
+    CM_UNROLL for (uint j = 1u; j < ACC; j++)
+        [[unroll]] for (uint i = 0u; i < acc[0].length(); i++) acc[0][i] += acc[j][i];
     CM_STORE(acc[0], tile_, sg * 256u, 16, false);
     CM_SUBGROUP_SYNC();
     const uint base = (gl_WorkGroupID.x * (WG / 32u) + sg) * 256u;

@@ -15,18 +15,7 @@
 // which are dead by then) and applies scale, bias, activation, residual and the output conversion.
 // Requires subgroup size 32 and a 16x16x16 f16 x f16 -> f32 subgroup-scope shape (checked by the host).
 #extension GL_GOOGLE_include_directive : enable
-#if defined(CM_KHR)
-#extension GL_KHR_cooperative_matrix : require
-#extension GL_KHR_memory_scope_semantics : require
-#elif !defined(CM_EMULATE)
-#extension GL_NV_cooperative_matrix : require
-#extension GL_KHR_memory_scope_semantics : require
-#endif
-#ifndef CM_EMULATE
-#extension GL_KHR_shader_subgroup_basic : require
-#endif
-#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
-#extension GL_EXT_control_flow_attributes : enable
+#include "coopmat_extensions.glsl"
 #include "common.glsl"
 
 layout(local_size_x_id = 5) in;

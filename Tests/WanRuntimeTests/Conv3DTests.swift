@@ -479,10 +479,11 @@ private func concatFrames(_ parts: [(values: [Float], frames: Int)], channels: I
             ConvCase(cin: 16, cout: 9, t: 2, h: 8, w: 9, params: .upsampleSpatial, xType: .f16, wType: .f16, outType: .f16,
                      biasType: nil, residualInPlace: true),
             ConvCase(cin: 8, cout: 33, t: 5, h: 9, w: 11, params: .pointwise, xType: .f16, wType: .f16, outType: .f16),
-            ConvCase(cin: 16, cout: 20, t: 2, h: 9, w: 12, params: .downsampleSpatial, xType: .bf16, wType: .bf16, outType: .f32),
+            // (W' = 17: chunks of 8 voxels inside a row, where the gather steps by the stride, and across rows.)
+            ConvCase(cin: 16, cout: 20, t: 2, h: 9, w: 34, params: .downsampleSpatial, xType: .bf16, wType: .bf16, outType: .f32),
             ConvCase(cin: 8, cout: 10, t: 4, h: 5, w: 6, tc: 1, params: .downsampleTime, xType: .f16, wType: .f16, cacheType: .f16,
                      outType: .f16),
-            ConvCase(batch: 2, cin: 3, cout: 6, t: 5, h: 7, w: 9, tc: 2, params: k3s2, xType: .f16, wType: .bf16, cacheType: .f16,
+            ConvCase(batch: 2, cin: 3, cout: 6, t: 5, h: 7, w: 20, tc: 2, params: k3s2, xType: .f16, wType: .bf16, cacheType: .f16,
                      outType: .f32, residualType: .f32),
         ]
         for (i, var c) in cases.enumerated() {

@@ -57,7 +57,8 @@ import WanShaders
         }
     }
 
-    /// The probe's result is exact (small-integer inputs): iterations · accumulators · A·B per subgroup; on every API
+    /// The probe's result is exact (small-integer inputs): accumulators·(accumulators − 1)/2 (their starting values) +
+    /// iterations · accumulators · A·B per subgroup; on every API
     /// the device has, and emulated (both emulated layouts).
     @Test func peakProbe() throws {
         guard let d = try TestDevices.vulkan() else { return }
@@ -73,9 +74,9 @@ import WanShaders
                                     iterations: iterations, api: api, emulation: emulation)
             try list.run()
             let got = try d.read(out)
-            let factor = Double(iterations * accumulators)
+            let factor = Double(iterations * accumulators), start = Double(accumulators * (accumulators - 1) / 2)
             var bad = 0
-            for (i, g) in got.enumerated() where Double(g) != factor * want[i % 256] { bad += 1 }
+            for (i, g) in got.enumerated() where Double(g) != start + factor * want[i % 256] { bad += 1 }
             #expect(bad == 0, "\(api.map { "\($0)" } ?? "emulated \(emulation!.layout)") \(groups)x\(subgroups) acc \(accumulators) iter \(iterations): \(bad) wrong values")
         }
         for layout in CoopmatEmulation.Layout.allCases {
@@ -101,25 +102,27 @@ import WanShaders
         TestDevices.checkValidation()
     }
 
-    /// The accumulator-layout probe: the emulation's NVIDIA layout is recognised and the other one is not; on a
-    /// device with NV matrices the probe ran at open and agrees with a fresh run.
+    /// The accumulator-layout probe: the emulation's NVIDIA layouts are recognised with the element bit that picks
+    /// the row, the other one is not; on a device with NV matrices the probe ran at open and agrees with a fresh run.
     @Test func accumulatorLayoutProbe() throws {
         guard let d = try TestDevices.vulkan() else { return }
-        let nv = try CoopmatLayoutProbe.run(d, emulation: CoopmatEmulation(layout: .nvidia))
-        #expect(CoopmatLayoutProbe.rowsAreNV(nv))
-        #expect(!CoopmatLayoutProbe.rowsAreNV(try CoopmatLayoutProbe.run(d, emulation: CoopmatEmulation(layout: .columns))))
+        for layout in CoopmatEmulation.Layout.allCases {
+            let out = try CoopmatLayoutProbe.run(d, emulation: CoopmatEmulation(layout: layout))
+            #expect(CoopmatLayoutProbe.rowBit(out) == layout.rowBit, "\(layout)")
+        }
         // The check itself: every lane's 8 elements, rows and count.
+        let nv = try CoopmatLayoutProbe.run(d, emulation: CoopmatEmulation(layout: .nvidia))
         var swapped = nv
         swapped.swapAt(0, 2)
-        #expect(!CoopmatLayoutProbe.rowsAreNV(swapped), "elements 0 and 2 of lane 0 are in different rows")
+        #expect(CoopmatLayoutProbe.rowBit(swapped) == nil, "elements 0 and 2 of lane 0 swapped: no bit picks the row")
         var short = nv
         short[256 + 5] = 4
-        #expect(!CoopmatLayoutProbe.rowsAreNV(short))
-        #expect(!CoopmatLayoutProbe.rowsAreNV(Array(nv.prefix(100))))
+        #expect(CoopmatLayoutProbe.rowBit(short) == nil)
+        #expect(CoopmatLayoutProbe.rowBit(Array(nv.prefix(100))) == nil)
         if let v = d.vulkan, CoopmatAPI.nv.available(v.capabilities) {
             let native = try CoopmatLayoutProbe.run(d, emulation: nil)
-            #expect(CoopmatLayoutProbe.rowsAreNV(native) == v.accumulatorRowsNV)
-            print("note: \(v.capabilities.deviceName): NV accumulator rows \(v.accumulatorRowsNV ? "in NVIDIA's mma layout" : "in another layout")")
+            #expect(CoopmatLayoutProbe.rowBit(native) == v.accumulatorRowBit)
+            print("note: \(v.capabilities.deviceName): NV accumulator rows \(v.accumulatorRowBit.map { "in NVIDIA's mma layout, element bit \($0) picks the row" } ?? "in another layout"); lane 0 holds \(native.prefix(8)), lane 5 \(native[40..<48])")
         } else {
             #expect(throws: RuntimeError.self) { try CoopmatLayoutProbe.run(d, emulation: nil) }
             #expect(!d.supportsRegisterSoftmaxAttention)

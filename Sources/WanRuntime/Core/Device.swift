@@ -53,7 +53,7 @@ public final class Device: @unchecked Sendable, CustomStringConvertible {
         // Where NV cooperative matrices exist, which accumulator layout they have (one 32-invocation dispatch):
         // the register-softmax attention needs NVIDIA's mma layout. A failed probe only leaves it off.
         if CoopmatAPI.nv.available(v.capabilities) {
-            v.accumulatorRowsNV = (try? CoopmatLayoutProbe.rowsAreNV(CoopmatLayoutProbe.run(device, emulation: nil))) ?? false
+            v.accumulatorRowBit = (try? CoopmatLayoutProbe.run(device, emulation: nil)).flatMap(CoopmatLayoutProbe.rowBit)
         }
         return device
     }

@@ -213,7 +213,7 @@ extension Device {
     /// Whether the tensor-core attention can compute its softmax in registers here (`WAN_ATTN_COOPMAT_SOFTMAX=registers`):
     /// NV cooperative matrices chosen and NVIDIA's accumulator layout found by the probe.
     public var supportsRegisterSoftmaxAttention: Bool {
-        vulkan.map { CoopmatAPI.chosen($0.capabilities) == .nv && $0.accumulatorRowsNV } ?? false
+        vulkan.map { CoopmatAPI.chosen($0.capabilities) == .nv && $0.accumulatorRowBit != nil } ?? false
     }
 
     /// Whether `attention` of head dim `d` over inputs of `inputs` dtypes runs on tensor cores here (the policy,
@@ -338,8 +338,8 @@ extension CommandList {
                 }
                 let api = CoopmatAPI.chosen(caps) ?? .nv
                 // The register softmax where the accumulator layout is NVIDIA's (probed; the emulation's by construction).
-                let registers = try (coopmatSoftmax ?? AttentionCoopmat.softmax()) == .registers
-                    && (coopmatEmulation.map { $0.layout == .nvidia } ?? (api == .nv && r.device.accumulatorRowsNV))
+                let rowBit = coopmatEmulation.map { $0.layout.rowBit } ?? (api == .nv ? r.device.accumulatorRowBit : nil)
+                let registers = try (coopmatSoftmax ?? AttentionCoopmat.softmax()) == .registers && rowBit != nil
                 let softmax: AttentionCoopmat.Softmax = registers ? .registers : .shared
                 let t = try coopmatTile ?? (emulated ? AttentionCoopmat.emulatedTile : AttentionCoopmat.tile())
                 guard t.fits(caps, headDim: d, emulated: emulated, softmax: softmax) else {
@@ -351,9 +351,10 @@ extension CommandList {
                 case (false, true): kernel = Kernel(name: "attention_coopmat_rs", spirv: SPIRV.attention_coopmat_rs)
                 case (false, false): kernel = api.attentionKernel
                 }
+                // The register softmax takes the row bit as constant 11 (its emulated layout is constant 12).
                 constants = [UInt32(32 * t.subgroups), UInt32(t.subgroups), UInt32(t.keys), UInt32(d),
                              q.dtype.code, k.dtype.code, v.dtype.code, out.dtype.code] + vec
-                    + (coopmatEmulation.map { [$0.layout.rawValue] } ?? [])
+                    + (registers ? [UInt32(rowBit ?? 1)] : []) + (coopmatEmulation.map { [$0.layout.rawValue] } ?? [])
                 rowsPerGroup = 16 * t.subgroups
                 tileLabel = "coopmat \(emulated ? "emulated" : api.rawValue) \(t)\(registers ? " registers" : "")"
             } else {

@@ -4,7 +4,7 @@ import WanShaders
 /// The tensor-core convolution variant (`conv3d_coopmat.comp`: implicit GEMM on 16×16×16 cooperative matrices of the
 /// `CoopmatAPI`, fp16 operands, fp32 accumulation): used where the device has them for 16-bit inputs and weights, or
 /// f32 ones when the caller allows fp16 compute. Tiles as the tensor-core GEMM's (`BMxBNxBKxWMxWN`, M output channels
-/// by N output voxels).
+/// by N output voxels). As there, bf16 and f32 values beyond fp16's range (±65504) become infinite when staged.
 enum Conv3DCoopmat {
     /// `WAN_CONV_COOPMAT_TILE` when set, else the tensor-core GEMM's default tile.
     static func tile() throws -> GEMMCoopmat.Tile {

@@ -8,6 +8,17 @@ struct CoopmatEmulation: Sendable, Hashable {
         case nvidia = 0
         /// Lane l holds column l % 16 of eight rows: for checking that a shader works without NVIDIA's layout.
         case columns = 1
+        /// NVIDIA's rows and columns with the elements in another order (element bit 2, not 1, picks the row).
+        case nvidiaPermuted = 2
+
+        /// The element bit that picks the lower of a lane's two rows where the layout has NVIDIA's rows.
+        var rowBit: Int? {
+            switch self {
+            case .nvidia: return 1
+            case .nvidiaPermuted: return 2
+            case .columns: return nil
+            }
+        }
     }
 
     var layout: Layout = .nvidia

@@ -4,21 +4,22 @@ import WanShaders
 /// the cooperative-matrix extensions leave it to the driver, and the register-softmax attention
 /// (`attention_coopmat_rs`) relies on NVIDIA's mma layout, so it runs only where this probe finds that layout.
 enum CoopmatLayoutProbe {
-    /// The row of element `i` of lane `lane` in NVIDIA's mma layout: lanes 4r … 4r+3 hold rows r and r + 8,
-    /// elements 0, 1, 4, 5 in the first and 2, 3, 6, 7 in the second.
-    static func nvRow(lane: Int, element i: Int) -> Int { lane / 4 + 8 * ((i >> 1) & 1) }
+    /// The row of element `i` of lane `lane` in NVIDIA's mma layout with element bit `rowBit` picking the row: lanes
+    /// 4r … 4r+3 hold rows r and r + 8 (the register softmax reduces a row over those four lanes).
+    static func nvRow(lane: Int, element i: Int, rowBit: Int) -> Int { lane / 4 + 8 * ((i >> rowBit) & 1) }
 
-    /// Whether the probe's output (per lane 8 values r·16 + c, then the element counts) shows NVIDIA's rows.
-    static func rowsAreNV(_ out: [Float]) -> Bool {
-        guard out.count == 288 else { return false }
-        for lane in 0..<32 {
-            guard out[256 + lane] == 8 else { return false }
-            for i in 0..<8 {
-                let v = out[lane * 8 + i]
-                guard v >= 0, v < 256, v == v.rounded(), Int(v) / 16 == nvRow(lane: lane, element: i) else { return false }
+    /// The element bit (0, 1 or 2) that picks the row in the probe's output (per lane 8 values r·16 + c, then the
+    /// element counts) when it shows NVIDIA's rows (8 elements a lane, rows l/4 and l/4 + 8); nil otherwise.
+    static func rowBit(_ out: [Float]) -> Int? {
+        guard out.count == 288, (0..<32).allSatisfy({ out[256 + $0] == 8 }) else { return nil }
+        return (0..<3).first { bit in
+            (0..<32).allSatisfy { lane in
+                (0..<8).allSatisfy { i in
+                    let v = out[lane * 8 + i]
+                    return v >= 0 && v < 256 && v == v.rounded() && Int(v) / 16 == nvRow(lane: lane, element: i, rowBit: bit)
+                }
             }
         }
-        return true
     }
 
     /// Runs the probe on `device`, natively (NV cooperative matrices) or emulated; its raw output.

@@ -3,8 +3,8 @@ import WanShaders
 extension CommandList {
     /// The tensor cores' throughput on their own (`coopmat_peak.comp`): `groups` workgroups of `subgroups` subgroups,
     /// each loading one 16×16 fp16 A and B (`ab`: A then B, 512 f16, row-major) and running `iterations` rounds of
-    /// `accumulators` independent 16×16×16 products from registers; `out` ([groups·subgroups, 16, 16] f32) receives
-    /// per subgroup iterations·accumulators·(A·B). FLOPs: groups·subgroups·iterations·accumulators·8192. `api` picks
+    /// `accumulators` independent 16×16×16 products from registers (accumulator j starting at j); `out`
+    /// ([groups·subgroups, 16, 16] f32) receives per subgroup accumulators·(accumulators − 1)/2 + iterations·accumulators·(A·B). FLOPs: groups·subgroups·iterations·accumulators·8192. `api` picks
     /// the cooperative-matrix extension (nil: the device's choice, `CoopmatAPI`).
     public func tensorCorePeak(ab: Tensor, out: Tensor, groups: Int, subgroups: Int = 4, accumulators: Int = 8,
                                iterations: Int, api: CoopmatAPI? = nil) throws {

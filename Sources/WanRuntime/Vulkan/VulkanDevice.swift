@@ -41,9 +41,10 @@ public final class VulkanDevice: @unchecked Sendable {
     let lock = NSLock()
     private var pipelines: [PipelineKey: VkPipeline] = [:]
     private var modules: [String: VkShaderModule] = [:]
-    /// Whether NV accumulator fragments hold NVIDIA's mma rows (`CoopmatLayoutProbe`), which the register-softmax
-    /// attention needs; probed once when `Device.vulkan` opens the device, before it is shared.
-    var accumulatorRowsNV = false
+    /// Where NV accumulator fragments hold NVIDIA's mma rows, the element bit that picks a lane's lower row
+    /// (`CoopmatLayoutProbe`; the register-softmax attention needs those rows); nil otherwise. Probed once when
+    /// `Device.vulkan` opens the device, before it is shared.
+    var accumulatorRowBit: Int?
     /// Push-constant bytes every pipeline layout reserves (the Vulkan-guaranteed minimum).
     static let pushConstantSize = 128
 
