@@ -1,18 +1,23 @@
-// The tensor cores' throughput on their own: each subgroup loads one 16x16 fp16 A and B fragment and then runs
-// ITER rounds of ACC independent accumulations acc[j] += A·B from registers (no memory traffic in the loop), so
-// its time measures what the cooperative-matrix API and the driver reach, the ceiling any kernel built on them
-// can approach. Output: per subgroup, the sum of its accumulators (accumulator j starts at j: ACC·(ACC − 1)/2 +
-// ITER · ACC · A·B, exact for small-integer inputs) as a dense 16x16 fp32 tile.
+// The tensor cores' throughput on their own: each subgroup runs ITER rounds of ACC independent accumulations
+// acc[j] += A·B of 16x16 fp16 fragments. With SHARED_A = 0 the fragments are loaded once and the loop runs from
+// registers (no memory traffic), so its time is what the cooperative-matrix API and the driver reach, the ceiling
+// any kernel built on them can approach. With SHARED_A = m > 0 every round first loads m A fragments and ACC/m B
+// fragments from shared memory (copies of A and B in padded rows, a different copy each round so that no load
+// can be hoisted) and multiplies each A with each B: the inner loop of the tensor-core GEMM (4 × 2 fragments for
+// its 64x32 subgroup tile) without staging or barriers. Output: per subgroup, the sum of its accumulators
+// (accumulator j starts at j: ACC·(ACC − 1)/2 + ITER · ACC · A·B, exact for small-integer inputs) as a dense
+// 16x16 fp32 tile.
 #extension GL_GOOGLE_include_directive : enable
 #include "coopmat_extensions.glsl"
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
-#define CM_EMU_LAYOUT_ID 2
+#define CM_EMU_LAYOUT_ID 3
 #include "coopmat.glsl"
 
 layout(constant_id = 0) const uint WG = 128;   // 32 · subgroups
 layout(constant_id = 1) const uint ACC = 8;    // independent accumulators per subgroup (1 ... 16)
+layout(constant_id = 2) const uint SHARED_A = 0; // A fragments loaded from shared memory per round (0: registers only)
 
 layout(buffer_reference, std430, buffer_reference_align = 2) readonly buffer RoU16 { uint16_t v[]; };
 
@@ -22,25 +27,47 @@ layout(push_constant) uniform P {
     uint iter;
 } p;
 
-shared float16_t abs_[512];
+const uint COPIES = 8u;                        // copies of A and of B in shared memory
+const uint LD = 24u;                            // their row stride in halves (16 + 8: conflict-free rows)
+const uint NA = SHARED_A == 0u ? 1u : SHARED_A;  // fragments loaded a round (when SHARED_A > 0)
+const uint NB = ACC / NA;
+
+shared float16_t abs_[2u * COPIES * 16u * LD]; // A copies, then B copies
 shared float tile_[WG * 8u];   // per subgroup 256 floats
 
 void main() {
     const uint tid = gl_LocalInvocationID.x, sg = CM_SG, lane = CM_LANE;
-    for (uint i = tid; i < 512u; i += WG) abs_[i] = uint16BitsToFloat16(RoU16(p.ab).v[i]);
+    for (uint i = tid; i < 2u * COPIES * 256u; i += WG) {
+        uint m = i / (COPIES * 256u), r = (i / 16u) % (COPIES * 16u), c = i % 16u;   // matrix, row (all copies), column
+        abs_[(m * COPIES * 16u + r) * LD + c] = uint16BitsToFloat16(RoU16(p.ab).v[m * 256u + (r % 16u) * 16u + c]);
+    }
     barrier();
     CM_F16A a;
     CM_F16B b;
-    CM_LOAD(a, abs_, 0, 16, false);
-    CM_LOAD(b, abs_, 256, 16, false);
+    CM_LOAD(a, abs_, 0, LD, false);
+    CM_LOAD(b, abs_, COPIES * 16u * LD, LD, false);
     // Accumulator j starts at j everywhere: no two chains are provably equal, so none can be merged away.
     CM_F32 acc[ACC];
     CM_UNROLL for (uint j = 0u; j < ACC; j++) {
         acc[j] = CM_F32_ZERO;
         [[unroll]] for (uint i = 0u; i < acc[j].length(); i++) acc[j][i] = float(j);
     }
-    for (uint it = 0u; it < p.iter; it++) {
-        CM_UNROLL for (uint j = 0u; j < ACC; j++) acc[j] = cm_mma(a, b, acc[j]);
+    if (SHARED_A == 0u) {
+        for (uint it = 0u; it < p.iter; it++) {
+            CM_UNROLL for (uint j = 0u; j < ACC; j++) acc[j] = cm_mma(a, b, acc[j]);
+        }
+    } else {
+        for (uint it = 0u; it < p.iter; it++) {
+            CM_F16A af[NA];
+            CM_F16B bf[NB];
+            CM_UNROLL for (uint i = 0u; i < NA; i++)
+                CM_LOAD(af[i], abs_, ((it + i) % COPIES) * 16u * LD, LD, false);
+            CM_UNROLL for (uint j = 0u; j < NB; j++)
+                CM_LOAD(bf[j], abs_, (COPIES + (it + j) % COPIES) * 16u * LD, LD, false);
+            CM_UNROLL for (uint i = 0u; i < NA; i++)
+            CM_UNROLL for (uint j = 0u; j < NB; j++)
+                acc[i * NB + j] = cm_mma(af[i], bf[j], acc[i * NB + j]);
+        }
     }
     // Constant indices only (unrolled), so the accumulators can stay in registers.
     CM_UNROLL for (uint j = 1u; j < ACC; j++)

@@ -67,24 +67,32 @@ import WanShaders
         var ab16 = try d.tensor(vals, shape: [512], dtype: .f16)
         var want = [Double](repeating: 0, count: 256)
         for i in 0..<16 { for j in 0..<16 { for k in 0..<16 { want[i * 16 + j] += Double(vals[i * 16 + k]) * Double(vals[256 + k * 16 + j]) } } }
-        func run(api: CoopmatAPI?, emulation: CoopmatEmulation?, groups: Int, subgroups: Int, accumulators: Int, iterations: Int) throws {
+        func run(api: CoopmatAPI?, emulation: CoopmatEmulation?, groups: Int, subgroups: Int, accumulators: Int, iterations: Int,
+                 shared: Int = 0) throws {
             let out = try d.empty([groups * subgroups, 16, 16])
             let list = try CommandList(device: d)
             try list.tensorCorePeak(ab: ab16, out: out, groups: groups, subgroups: subgroups, accumulators: accumulators,
-                                    iterations: iterations, api: api, emulation: emulation)
+                                    iterations: iterations, sharedFragments: shared, api: api, emulation: emulation)
             try list.run()
             let got = try d.read(out)
             let factor = Double(iterations * accumulators), start = Double(accumulators * (accumulators - 1) / 2)
             var bad = 0
             for (i, g) in got.enumerated() where Double(g) != start + factor * want[i % 256] { bad += 1 }
-            #expect(bad == 0, "\(api.map { "\($0)" } ?? "emulated \(emulation!.layout)") \(groups)x\(subgroups) acc \(accumulators) iter \(iterations): \(bad) wrong values")
+            #expect(bad == 0, "\(api.map { "\($0)" } ?? "emulated \(emulation!.layout)") \(groups)x\(subgroups) acc \(accumulators) iter \(iterations) shared \(shared): \(bad) wrong values")
         }
         for layout in CoopmatEmulation.Layout.allCases {
             try run(api: nil, emulation: CoopmatEmulation(layout: layout), groups: 3, subgroups: 2, accumulators: 3, iterations: 5)
         }
         try run(api: nil, emulation: CoopmatEmulation(), groups: 1, subgroups: 1, accumulators: 1, iterations: 0)
+        // Fragments from shared memory: the GEMM's 4 x 2, and 3 x 1; more rounds than copies.
+        try run(api: nil, emulation: CoopmatEmulation(), groups: 2, subgroups: 2, accumulators: 8, iterations: 11, shared: 4)
+        try run(api: nil, emulation: CoopmatEmulation(), groups: 1, subgroups: 1, accumulators: 3, iterations: 9, shared: 3)
         for api in d.coopmatAPIs {
             try run(api: api, emulation: nil, groups: 7, subgroups: 4, accumulators: 8, iterations: 100)
+            try run(api: api, emulation: nil, groups: 7, subgroups: 4, accumulators: 8, iterations: 100, shared: 4)
+        }
+        #expect(throws: RuntimeError.self, "3 shared fragments do not divide 8 accumulators") {
+            try run(api: nil, emulation: CoopmatEmulation(), groups: 1, subgroups: 1, accumulators: 8, iterations: 1, shared: 3)
         }
         if d.coopmatAPIs.isEmpty {
             let out = try d.empty([4, 16, 16])

@@ -5,16 +5,18 @@ extension CommandList {
     /// each loading one 16×16 fp16 A and B (`ab`: A then B, 512 f16, row-major) and running `iterations` rounds of
     /// `accumulators` independent 16×16×16 products from registers (accumulator j starting at j); `out`
     /// ([groups·subgroups, 16, 16] f32) receives per subgroup accumulators·(accumulators − 1)/2 + iterations·accumulators·(A·B). FLOPs: groups·subgroups·iterations·accumulators·8192. `api` picks
-    /// the cooperative-matrix extension (nil: the device's choice, `CoopmatAPI`).
+    /// the cooperative-matrix extension (nil: the device's choice, `CoopmatAPI`). With `sharedFragments` m > 0 every
+    /// round first loads m A and accumulators/m B fragments from shared memory and multiplies each A with each B (the
+    /// GEMM's inner loop without staging: m = 4 with 8 accumulators is its 64x32 subgroup tile).
     public func tensorCorePeak(ab: Tensor, out: Tensor, groups: Int, subgroups: Int = 4, accumulators: Int = 8,
-                               iterations: Int, api: CoopmatAPI? = nil) throws {
+                               iterations: Int, sharedFragments: Int = 0, api: CoopmatAPI? = nil) throws {
         try tensorCorePeak(ab: ab, out: out, groups: groups, subgroups: subgroups, accumulators: accumulators,
-                           iterations: iterations, api: api, emulation: nil)
+                           iterations: iterations, sharedFragments: sharedFragments, api: api, emulation: nil)
     }
 
     /// `tensorCorePeak`, or with `emulation` its shader on emulated cooperative matrices (tests).
     func tensorCorePeak(ab: Tensor, out: Tensor, groups: Int, subgroups: Int, accumulators: Int, iterations: Int,
-                        api: CoopmatAPI?, emulation: CoopmatEmulation?) throws {
+                        sharedFragments: Int = 0, api: CoopmatAPI?, emulation: CoopmatEmulation?) throws {
         let op = "tensorCorePeak"
         try checkDevice([ab, out], op: op)
         guard ab.dtype == .f16, ab.count == 512, ab.isContiguous else {
@@ -23,6 +25,9 @@ extension CommandList {
         guard (1...16).contains(subgroups), (1...16).contains(accumulators), groups >= 1, iterations >= 0,
               iterations < Int(UInt32.max) else {
             throw RuntimeError.invalidArgument("\(op): 1-16 subgroups and accumulators, at least one group, iterations ≥ 0")
+        }
+        guard sharedFragments >= 0, sharedFragments == 0 || accumulators % sharedFragments == 0 else {
+            throw RuntimeError.invalidArgument("\(op): shared fragments (\(sharedFragments)) must divide the accumulators (\(accumulators))")
         }
         guard out.dtype == .f32, out.isContiguous, out.count == groups * subgroups * 256 else {
             throw RuntimeError.shapeMismatch("\(op): out must be \(groups * subgroups * 256) contiguous f32 values, got \(out.dtype) \(out.shape)")
@@ -51,7 +56,8 @@ extension CommandList {
         }
         let threads = 32 * subgroups
         guard threads <= caps.maxComputeWorkGroupInvocations, threads <= caps.maxComputeWorkGroupSize[0],
-              2 * 512 + threads * 8 * 4 + (emulation != nil ? CoopmatEmulation.sharedBytes(threads: threads) : 0) <= caps.maxComputeSharedMemorySize else {
+              2 * 8 * 16 * 24 * 2 + threads * 8 * 4 + (emulation != nil ? CoopmatEmulation.sharedBytes(threads: threads) : 0)
+                <= caps.maxComputeSharedMemorySize else {
             throw RuntimeError.invalidArgument("\(op): \(subgroups) subgroups do not fit \(caps.deviceName)")
         }
         guard groups <= caps.maxComputeWorkGroupCount[0] else {
@@ -61,9 +67,11 @@ extension CommandList {
         p.address(ab)
         p.address(out)
         p.u32(iterations)
-        try r.dispatch(kernel, constants: [UInt32(threads), UInt32(accumulators)] + (emulation.map { [$0.layout.rawValue] } ?? []),
+        try r.dispatch(kernel, constants: [UInt32(threads), UInt32(accumulators), UInt32(sharedFragments)]
+                        + (emulation.map { [$0.layout.rawValue] } ?? []),
                        push: p, groups: (groups, 1, 1), reads: [ab], writes: [out],
-                       label: "tensor-core peak \(name) \(groups)x\(subgroups) subgroups, \(accumulators) accumulators, \(iterations) rounds")
+                       label: "tensor-core peak \(name) \(groups)x\(subgroups) subgroups, \(accumulators) accumulators, \(iterations) rounds"
+                        + (sharedFragments > 0 ? ", \(sharedFragments)x\(accumulators / sharedFragments) fragments from shared memory" : ""))
     }
 }
 
