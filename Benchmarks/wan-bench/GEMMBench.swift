@@ -15,17 +15,19 @@ let gemmSuite = BenchSuite(name: "gemm") { ctx in
         // OpenBLAS at full size takes seconds per run: fewer repeats there.
         let repeats = device.isCPU && ctx.fullSize ? min(ctx.repeats, 2) : ctx.repeats
         // The tensor cores' ceiling through each cooperative-matrix API: products from registers only, then with
-        // the GEMM's fragment loads from shared memory (4 A x 2 B per round, its 64x32 subgroup tile).
+        // the GEMM's fragment loads from shared memory (4 A x 2 B per round, its 64x32 subgroup tile), from a float16_t
+        // array and from the uvec4 array of packed halves the GEMM and the convolution use.
         for api in device.coopmatAPIs {
             let (groups, subgroups, accumulators, iterations) = ctx.fullSize ? (4096, 4, 8, 4096) : (8, 4, 8, 16)
             let ab = try device.tensor(Bench.random(512, seed: 9).map { ($0 * 4).rounded() / 4 }, shape: [512], dtype: .f16)
             let out = try device.empty([groups * subgroups, 16, 16])
-            for shared in [0, 4] {
+            for (shared, packed) in [(0, false), (4, false), (4, true)] {
                 let ms = try Bench.time(device, repeats: repeats) {
                     try $0.tensorCorePeak(ab: ab, out: out, groups: groups, subgroups: subgroups, accumulators: accumulators,
-                                          iterations: iterations, sharedFragments: shared, api: api)
+                                          iterations: iterations, sharedFragments: shared, packedShared: packed, api: api)
                 }
-                rows.append(BenchRow(kernel: "tensor-core peak \(api) (\(shared == 0 ? "registers only" : "4x2 fragments from shared"), \(accumulators) accumulators)",
+                let source = shared == 0 ? "registers only" : "4x2 fragments from shared \(packed ? "uvec4[]" : "f16[]")"
+                rows.append(BenchRow(kernel: "tensor-core peak \(api) (\(source), \(accumulators) accumulators)",
                                      shape: "\(groups)x\(subgroups) subgroups x\(iterations)", device: Bench.label(device), ms: ms,
                                      flops: Double(groups * subgroups * accumulators) * Double(iterations) * 8192,
                                      memoryBytes: device.memoryStatistics.used))

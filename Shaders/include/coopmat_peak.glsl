@@ -4,7 +4,8 @@
 // any kernel built on them can approach. With SHARED_A = m > 0 every round first loads m A fragments and ACC/m B
 // fragments from shared memory (copies of A and B in padded rows, a different copy each round so that no load
 // can be hoisted) and multiplies each A with each B: the inner loop of the tensor-core GEMM (4 × 2 fragments for
-// its 64x32 subgroup tile) without staging or barriers. Output: per subgroup, the sum of its accumulators
+// its 64x32 subgroup tile) without staging or barriers; SHARED_U4 = 1 loads them from a uvec4 array of packed
+// halves, as the GEMM and the convolution do, against a float16_t array. Output: per subgroup, the sum of its accumulators
 // (accumulator j starts at j: ACC·(ACC − 1)/2 + ITER · ACC · A·B, exact for small-integer inputs) as a dense
 // 16x16 fp32 tile.
 #extension GL_GOOGLE_include_directive : enable
@@ -12,12 +13,13 @@
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
-#define CM_EMU_LAYOUT_ID 3
+#define CM_EMU_LAYOUT_ID 4
 #include "coopmat.glsl"
 
 layout(constant_id = 0) const uint WG = 128;   // 32 · subgroups
 layout(constant_id = 1) const uint ACC = 8;    // independent accumulators per subgroup (1 ... 16)
 layout(constant_id = 2) const uint SHARED_A = 0; // A fragments loaded from shared memory per round (0: registers only)
+layout(constant_id = 3) const uint SHARED_U4 = 0; // 1: load them from a uvec4 array of packed halves (as the GEMM does)
 
 layout(buffer_reference, std430, buffer_reference_align = 2) readonly buffer RoU16 { uint16_t v[]; };
 
@@ -27,12 +29,13 @@ layout(push_constant) uniform P {
     uint iter;
 } p;
 
-const uint COPIES = 8u;                        // copies of A and of B in shared memory
+const uint COPIES = 4u;                        // copies of A and of B in shared memory
 const uint LD = 24u;                            // their row stride in halves (16 + 8: conflict-free rows)
 const uint NA = SHARED_A == 0u ? 1u : SHARED_A;  // fragments loaded a round (when SHARED_A > 0)
 const uint NB = ACC / NA;
 
 shared float16_t abs_[2u * COPIES * 16u * LD]; // A copies, then B copies
+shared uvec4 abs4[2u * COPIES * 16u * LD / 8u]; // the same packed 8 halves a uvec4 (SHARED_U4)
 shared float tile_[WG * 8u];   // per subgroup 256 floats
 
 void main() {
@@ -42,6 +45,14 @@ void main() {
         abs_[(m * COPIES * 16u + r) * LD + c] = uint16BitsToFloat16(RoU16(p.ab).v[m * 256u + (r % 16u) * 16u + c]);
     }
     barrier();
+    if (SHARED_U4 != 0u) {
+        for (uint i = tid; i < 2u * COPIES * 16u * LD / 8u; i += WG) {
+            uvec4 w;
+            [[unroll]] for (uint e = 0u; e < 4u; e++) w[e] = packFloat2x16(f16vec2(abs_[i * 8u + 2u * e], abs_[i * 8u + 2u * e + 1u]));
+            abs4[i] = w;
+        }
+        barrier();
+    }
     CM_F16A a;
     CM_F16B b;
     CM_LOAD(a, abs_, 0, LD, false);
@@ -60,10 +71,17 @@ void main() {
         for (uint it = 0u; it < p.iter; it++) {
             CM_F16A af[NA];
             CM_F16B bf[NB];
-            CM_UNROLL for (uint i = 0u; i < NA; i++)
-                CM_LOAD(af[i], abs_, ((it + i) % COPIES) * 16u * LD, LD, false);
-            CM_UNROLL for (uint j = 0u; j < NB; j++)
-                CM_LOAD(bf[j], abs_, (COPIES + (it + j) % COPIES) * 16u * LD, LD, false);
+            if (SHARED_U4 != 0u) {   // offsets and strides in uvec4
+                CM_UNROLL for (uint i = 0u; i < NA; i++)
+                    CM_LOAD_U4H(af[i], abs4, ((it + i) % COPIES) * 16u * LD / 8u, LD / 8u, false);
+                CM_UNROLL for (uint j = 0u; j < NB; j++)
+                    CM_LOAD_U4H(bf[j], abs4, (COPIES + (it + j) % COPIES) * 16u * LD / 8u, LD / 8u, false);
+            } else {
+                CM_UNROLL for (uint i = 0u; i < NA; i++)
+                    CM_LOAD(af[i], abs_, ((it + i) % COPIES) * 16u * LD, LD, false);
+                CM_UNROLL for (uint j = 0u; j < NB; j++)
+                    CM_LOAD(bf[j], abs_, (COPIES + (it + j) % COPIES) * 16u * LD, LD, false);
+            }
             CM_UNROLL for (uint i = 0u; i < NA; i++)
             CM_UNROLL for (uint j = 0u; j < NB; j++)
                 acc[i * NB + j] = cm_mma(af[i], bf[j], acc[i * NB + j]);

@@ -68,11 +68,11 @@ import WanShaders
         var want = [Double](repeating: 0, count: 256)
         for i in 0..<16 { for j in 0..<16 { for k in 0..<16 { want[i * 16 + j] += Double(vals[i * 16 + k]) * Double(vals[256 + k * 16 + j]) } } }
         func run(api: CoopmatAPI?, emulation: CoopmatEmulation?, groups: Int, subgroups: Int, accumulators: Int, iterations: Int,
-                 shared: Int = 0) throws {
+                 shared: Int = 0, packed: Bool = false) throws {
             let out = try d.empty([groups * subgroups, 16, 16])
             let list = try CommandList(device: d)
             try list.tensorCorePeak(ab: ab16, out: out, groups: groups, subgroups: subgroups, accumulators: accumulators,
-                                    iterations: iterations, sharedFragments: shared, api: api, emulation: emulation)
+                                    iterations: iterations, sharedFragments: shared, packedShared: packed, api: api, emulation: emulation)
             try list.run()
             let got = try d.read(out)
             let factor = Double(iterations * accumulators), start = Double(accumulators * (accumulators - 1) / 2)
@@ -87,9 +87,12 @@ import WanShaders
         // Fragments from shared memory: the GEMM's 4 x 2, and 3 x 1; more rounds than copies.
         try run(api: nil, emulation: CoopmatEmulation(), groups: 2, subgroups: 2, accumulators: 8, iterations: 11, shared: 4)
         try run(api: nil, emulation: CoopmatEmulation(), groups: 1, subgroups: 1, accumulators: 3, iterations: 9, shared: 3)
+        try run(api: nil, emulation: CoopmatEmulation(layout: .columns), groups: 2, subgroups: 2, accumulators: 8, iterations: 7,
+                shared: 2, packed: true)
         for api in d.coopmatAPIs {
             try run(api: api, emulation: nil, groups: 7, subgroups: 4, accumulators: 8, iterations: 100)
             try run(api: api, emulation: nil, groups: 7, subgroups: 4, accumulators: 8, iterations: 100, shared: 4)
+            try run(api: api, emulation: nil, groups: 7, subgroups: 4, accumulators: 8, iterations: 100, shared: 4, packed: true)
         }
         #expect(throws: RuntimeError.self, "3 shared fragments do not divide 8 accumulators") {
             try run(api: nil, emulation: CoopmatEmulation(), groups: 1, subgroups: 1, accumulators: 8, iterations: 1, shared: 3)

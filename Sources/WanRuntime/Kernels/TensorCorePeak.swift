@@ -7,16 +7,17 @@ extension CommandList {
     /// ([groups·subgroups, 16, 16] f32) receives per subgroup accumulators·(accumulators − 1)/2 + iterations·accumulators·(A·B). FLOPs: groups·subgroups·iterations·accumulators·8192. `api` picks
     /// the cooperative-matrix extension (nil: the device's choice, `CoopmatAPI`). With `sharedFragments` m > 0 every
     /// round first loads m A and accumulators/m B fragments from shared memory and multiplies each A with each B (the
-    /// GEMM's inner loop without staging: m = 4 with 8 accumulators is its 64x32 subgroup tile).
+    /// GEMM's inner loop without staging: m = 4 with 8 accumulators is its 64x32 subgroup tile); `packedShared` loads
+    /// them from a uvec4 array of packed halves (as the GEMM and the convolution do) instead of a float16_t array.
     public func tensorCorePeak(ab: Tensor, out: Tensor, groups: Int, subgroups: Int = 4, accumulators: Int = 8,
-                               iterations: Int, sharedFragments: Int = 0, api: CoopmatAPI? = nil) throws {
+                               iterations: Int, sharedFragments: Int = 0, packedShared: Bool = false, api: CoopmatAPI? = nil) throws {
         try tensorCorePeak(ab: ab, out: out, groups: groups, subgroups: subgroups, accumulators: accumulators,
-                           iterations: iterations, sharedFragments: sharedFragments, api: api, emulation: nil)
+                           iterations: iterations, sharedFragments: sharedFragments, packedShared: packedShared, api: api, emulation: nil)
     }
 
     /// `tensorCorePeak`, or with `emulation` its shader on emulated cooperative matrices (tests).
     func tensorCorePeak(ab: Tensor, out: Tensor, groups: Int, subgroups: Int, accumulators: Int, iterations: Int,
-                        sharedFragments: Int = 0, api: CoopmatAPI?, emulation: CoopmatEmulation?) throws {
+                        sharedFragments: Int = 0, packedShared: Bool = false, api: CoopmatAPI?, emulation: CoopmatEmulation?) throws {
         let op = "tensorCorePeak"
         try checkDevice([ab, out], op: op)
         guard ab.dtype == .f16, ab.count == 512, ab.isContiguous else {
@@ -56,7 +57,7 @@ extension CommandList {
         }
         let threads = 32 * subgroups
         guard threads <= caps.maxComputeWorkGroupInvocations, threads <= caps.maxComputeWorkGroupSize[0],
-              2 * 8 * 16 * 24 * 2 + threads * 8 * 4 + (emulation != nil ? CoopmatEmulation.sharedBytes(threads: threads) : 0)
+              2 * (2 * 4 * 16 * 24 * 2) + threads * 8 * 4 + (emulation != nil ? CoopmatEmulation.sharedBytes(threads: threads) : 0)
                 <= caps.maxComputeSharedMemorySize else {
             throw RuntimeError.invalidArgument("\(op): \(subgroups) subgroups do not fit \(caps.deviceName)")
         }
@@ -67,11 +68,11 @@ extension CommandList {
         p.address(ab)
         p.address(out)
         p.u32(iterations)
-        try r.dispatch(kernel, constants: [UInt32(threads), UInt32(accumulators), UInt32(sharedFragments)]
+        try r.dispatch(kernel, constants: [UInt32(threads), UInt32(accumulators), UInt32(sharedFragments), packedShared ? 1 : 0]
                         + (emulation.map { [$0.layout.rawValue] } ?? []),
                        push: p, groups: (groups, 1, 1), reads: [ab], writes: [out],
                        label: "tensor-core peak \(name) \(groups)x\(subgroups) subgroups, \(accumulators) accumulators, \(iterations) rounds"
-                        + (sharedFragments > 0 ? ", \(sharedFragments)x\(accumulators / sharedFragments) fragments from shared memory" : ""))
+                        + (sharedFragments > 0 ? ", \(sharedFragments)x\(accumulators / sharedFragments) fragments from shared memory\(packedShared ? " (uvec4)" : "")" : ""))
     }
 }
 
