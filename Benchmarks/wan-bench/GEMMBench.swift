@@ -14,20 +14,23 @@ let gemmSuite = BenchSuite(name: "gemm") { ctx in
     for device in ctx.devices {
         // OpenBLAS at full size takes seconds per run: fewer repeats there.
         let repeats = device.isCPU && ctx.fullSize ? min(ctx.repeats, 2) : ctx.repeats
-        // The tensor cores' ceiling through each cooperative-matrix API: products from registers only, then with
+        // The tensor cores' ceiling through each cooperative-matrix API: products from registers only (8 named
+        // accumulators with every shape fixed at compile time, and the array sized by a specialization constant), then with
         // the GEMM's fragment loads from shared memory (4 A x 2 B per round, its 64x32 subgroup tile), from a float16_t
         // array and from the uvec4 array of packed halves the GEMM and the convolution use.
         for api in device.coopmatAPIs {
             let (groups, subgroups, accumulators, iterations) = ctx.fullSize ? (4096, 4, 8, 4096) : (8, 4, 8, 16)
             let ab = try device.tensor(Bench.random(512, seed: 9).map { ($0 * 4).rounded() / 4 }, shape: [512], dtype: .f16)
             let out = try device.empty([groups * subgroups, 16, 16])
-            for (shared, packed) in [(0, false), (4, false), (4, true)] {
+            for (shared, packed, named) in [(0, false, true), (0, false, false), (4, false, false), (4, true, false)] {
                 let ms = try Bench.time(device, repeats: repeats) {
                     try $0.tensorCorePeak(ab: ab, out: out, groups: groups, subgroups: subgroups, accumulators: accumulators,
-                                          iterations: iterations, sharedFragments: shared, packedShared: packed, api: api)
+                                          iterations: iterations, sharedFragments: shared, packedShared: packed,
+                                          namedAccumulators: named, api: api)
                 }
-                let source = shared == 0 ? "registers only" : "4x2 fragments from shared \(packed ? "uvec4[]" : "f16[]")"
-                rows.append(BenchRow(kernel: "tensor-core peak \(api) (\(source), \(accumulators) accumulators)",
+                let source = shared == 0 ? "registers only, \(accumulators) \(named ? "named accumulators" : "accumulators in an array")"
+                                         : "4x2 fragments from shared \(packed ? "uvec4[]" : "f16[]"), \(accumulators) accumulators"
+                rows.append(BenchRow(kernel: "tensor-core peak \(api) (\(source))",
                                      shape: "\(groups)x\(subgroups) subgroups x\(iterations)", device: Bench.label(device), ms: ms,
                                      flops: Double(groups * subgroups * accumulators) * Double(iterations) * 8192,
                                      memoryBytes: device.memoryStatistics.used))

@@ -7,7 +7,8 @@
 // its 64x32 subgroup tile) without staging or barriers; SHARED_U4 = 1 loads them from a uvec4 array of packed
 // halves, as the GEMM and the convolution do, against a float16_t array. Output: per subgroup, the sum of its accumulators
 // (accumulator j starts at j: ACC·(ACC − 1)/2 + ITER · ACC · A·B, exact for small-integer inputs) as a dense
-// 16x16 fp32 tile.
+// 16x16 fp32 tile. Built with PEAK_NAMED: the register-only loop with 8 accumulators as named variables (no arrays,
+// no loops over fragments: every shape fixed at compile time), against the arrays sized by specialization constants.
 #extension GL_GOOGLE_include_directive : enable
 #include "coopmat_extensions.glsl"
 #include "common.glsl"
@@ -17,9 +18,15 @@ layout(local_size_x_id = 0) in;
 #include "coopmat.glsl"
 
 layout(constant_id = 0) const uint WG = 128;   // 32 · subgroups
+#ifdef PEAK_NAMED
+const uint ACC = 8u;
+const uint SHARED_A = 0u;
+const uint SHARED_U4 = 0u;
+#else
 layout(constant_id = 1) const uint ACC = 8;    // independent accumulators per subgroup (1 ... 16)
 layout(constant_id = 2) const uint SHARED_A = 0; // A fragments loaded from shared memory per round (0: registers only)
 layout(constant_id = 3) const uint SHARED_U4 = 0; // 1: load them from a uvec4 array of packed halves (as the GEMM does)
+#endif
 
 layout(buffer_reference, std430, buffer_reference_align = 2) readonly buffer RoU16 { uint16_t v[]; };
 
@@ -58,6 +65,18 @@ void main() {
     CM_LOAD(a, abs_, 0, LD, false);
     CM_LOAD(b, abs_, COPIES * 16u * LD, LD, false);
     // Accumulator j starts at j everywhere: no two chains are provably equal, so none can be merged away.
+#ifdef PEAK_NAMED
+#define PEAK_START(x, j) CM_F32 x = CM_F32_ZERO; [[unroll]] for (uint i = 0u; i < x.length(); i++) x[i] = float(j);
+    PEAK_START(c0, 0) PEAK_START(c1, 1) PEAK_START(c2, 2) PEAK_START(c3, 3)
+    PEAK_START(c4, 4) PEAK_START(c5, 5) PEAK_START(c6, 6) PEAK_START(c7, 7)
+#undef PEAK_START
+    for (uint it = 0u; it < p.iter; it++) {
+        c0 = cm_mma(a, b, c0); c1 = cm_mma(a, b, c1); c2 = cm_mma(a, b, c2); c3 = cm_mma(a, b, c3);
+        c4 = cm_mma(a, b, c4); c5 = cm_mma(a, b, c5); c6 = cm_mma(a, b, c6); c7 = cm_mma(a, b, c7);
+    }
+    [[unroll]] for (uint i = 0u; i < c0.length(); i++) c0[i] += ((c1[i] + c2[i]) + (c3[i] + c4[i])) + ((c5[i] + c6[i]) + c7[i]);
+    CM_STORE(c0, tile_, sg * 256u, 16, false);
+#else
     CM_F32 acc[ACC];
     CM_UNROLL for (uint j = 0u; j < ACC; j++) {
         acc[j] = CM_F32_ZERO;
@@ -91,6 +110,7 @@ void main() {
     CM_UNROLL for (uint j = 1u; j < ACC; j++)
         [[unroll]] for (uint i = 0u; i < acc[0].length(); i++) acc[0][i] += acc[j][i];
     CM_STORE(acc[0], tile_, sg * 256u, 16, false);
+#endif
     CM_SUBGROUP_SYNC();
     const uint base = (gl_WorkGroupID.x * (WG / 32u) + sg) * 256u;
     for (uint e = lane; e < 256u; e += 32u) F32Ref(p.out_).v[base + e] = tile_[sg * 256u + e];

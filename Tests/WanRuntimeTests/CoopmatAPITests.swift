@@ -68,17 +68,18 @@ import WanShaders
         var want = [Double](repeating: 0, count: 256)
         for i in 0..<16 { for j in 0..<16 { for k in 0..<16 { want[i * 16 + j] += Double(vals[i * 16 + k]) * Double(vals[256 + k * 16 + j]) } } }
         func run(api: CoopmatAPI?, emulation: CoopmatEmulation?, groups: Int, subgroups: Int, accumulators: Int, iterations: Int,
-                 shared: Int = 0, packed: Bool = false) throws {
+                 shared: Int = 0, packed: Bool = false, named: Bool = false) throws {
             let out = try d.empty([groups * subgroups, 16, 16])
             let list = try CommandList(device: d)
             try list.tensorCorePeak(ab: ab16, out: out, groups: groups, subgroups: subgroups, accumulators: accumulators,
-                                    iterations: iterations, sharedFragments: shared, packedShared: packed, api: api, emulation: emulation)
+                                    iterations: iterations, sharedFragments: shared, packedShared: packed,
+                                    namedAccumulators: named, api: api, emulation: emulation)
             try list.run()
             let got = try d.read(out)
             let factor = Double(iterations * accumulators), start = Double(accumulators * (accumulators - 1) / 2)
             var bad = 0
             for (i, g) in got.enumerated() where Double(g) != start + factor * want[i % 256] { bad += 1 }
-            #expect(bad == 0, "\(api.map { "\($0)" } ?? "emulated \(emulation!.layout)") \(groups)x\(subgroups) acc \(accumulators) iter \(iterations) shared \(shared): \(bad) wrong values")
+            #expect(bad == 0, "\(api.map { "\($0)" } ?? "emulated \(emulation!.layout)") \(groups)x\(subgroups) acc \(accumulators) iter \(iterations) shared \(shared)\(packed ? " uvec4" : "")\(named ? " named" : ""): \(bad) wrong values")
         }
         for layout in CoopmatEmulation.Layout.allCases {
             try run(api: nil, emulation: CoopmatEmulation(layout: layout), groups: 3, subgroups: 2, accumulators: 3, iterations: 5)
@@ -89,13 +90,19 @@ import WanShaders
         try run(api: nil, emulation: CoopmatEmulation(), groups: 1, subgroups: 1, accumulators: 3, iterations: 9, shared: 3)
         try run(api: nil, emulation: CoopmatEmulation(layout: .columns), groups: 2, subgroups: 2, accumulators: 8, iterations: 7,
                 shared: 2, packed: true)
+        try run(api: nil, emulation: CoopmatEmulation(layout: .nvidiaPermuted), groups: 2, subgroups: 3, accumulators: 8, iterations: 6,
+                named: true)
         for api in d.coopmatAPIs {
             try run(api: api, emulation: nil, groups: 7, subgroups: 4, accumulators: 8, iterations: 100)
             try run(api: api, emulation: nil, groups: 7, subgroups: 4, accumulators: 8, iterations: 100, shared: 4)
             try run(api: api, emulation: nil, groups: 7, subgroups: 4, accumulators: 8, iterations: 100, shared: 4, packed: true)
+            try run(api: api, emulation: nil, groups: 7, subgroups: 4, accumulators: 8, iterations: 100, named: true)
         }
         #expect(throws: RuntimeError.self, "3 shared fragments do not divide 8 accumulators") {
             try run(api: nil, emulation: CoopmatEmulation(), groups: 1, subgroups: 1, accumulators: 8, iterations: 1, shared: 3)
+        }
+        #expect(throws: RuntimeError.self, "named accumulators are 8") {
+            try run(api: nil, emulation: CoopmatEmulation(), groups: 1, subgroups: 1, accumulators: 4, iterations: 1, named: true)
         }
         if d.coopmatAPIs.isEmpty {
             let out = try d.empty([4, 16, 16])

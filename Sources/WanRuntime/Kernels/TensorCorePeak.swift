@@ -9,15 +9,20 @@ extension CommandList {
     /// round first loads m A and accumulators/m B fragments from shared memory and multiplies each A with each B (the
     /// GEMM's inner loop without staging: m = 4 with 8 accumulators is its 64x32 subgroup tile); `packedShared` loads
     /// them from a uvec4 array of packed halves (as the GEMM and the convolution do) instead of a float16_t array.
+    /// `namedAccumulators` runs the register-only loop with 8 accumulators as named variables, every shape fixed at
+    /// compile time (no arrays sized by specialization constants, as all the tensor-core kernels use).
     public func tensorCorePeak(ab: Tensor, out: Tensor, groups: Int, subgroups: Int = 4, accumulators: Int = 8,
-                               iterations: Int, sharedFragments: Int = 0, packedShared: Bool = false, api: CoopmatAPI? = nil) throws {
+                               iterations: Int, sharedFragments: Int = 0, packedShared: Bool = false,
+                               namedAccumulators: Bool = false, api: CoopmatAPI? = nil) throws {
         try tensorCorePeak(ab: ab, out: out, groups: groups, subgroups: subgroups, accumulators: accumulators,
-                           iterations: iterations, sharedFragments: sharedFragments, packedShared: packedShared, api: api, emulation: nil)
+                           iterations: iterations, sharedFragments: sharedFragments, packedShared: packedShared,
+                           namedAccumulators: namedAccumulators, api: api, emulation: nil)
     }
 
     /// `tensorCorePeak`, or with `emulation` its shader on emulated cooperative matrices (tests).
     func tensorCorePeak(ab: Tensor, out: Tensor, groups: Int, subgroups: Int, accumulators: Int, iterations: Int,
-                        sharedFragments: Int = 0, packedShared: Bool = false, api: CoopmatAPI?, emulation: CoopmatEmulation?) throws {
+                        sharedFragments: Int = 0, packedShared: Bool = false, namedAccumulators: Bool = false,
+                        api: CoopmatAPI?, emulation: CoopmatEmulation?) throws {
         let op = "tensorCorePeak"
         try checkDevice([ab, out], op: op)
         guard ab.dtype == .f16, ab.count == 512, ab.isContiguous else {
@@ -29,6 +34,9 @@ extension CommandList {
         }
         guard sharedFragments >= 0, sharedFragments == 0 || accumulators % sharedFragments == 0 else {
             throw RuntimeError.invalidArgument("\(op): shared fragments (\(sharedFragments)) must divide the accumulators (\(accumulators))")
+        }
+        guard !namedAccumulators || (accumulators == 8 && sharedFragments == 0) else {
+            throw RuntimeError.invalidArgument("\(op): named accumulators are 8, from registers only (got \(accumulators), \(sharedFragments) shared fragments)")
         }
         guard out.dtype == .f32, out.isContiguous, out.count == groups * subgroups * 256 else {
             throw RuntimeError.shapeMismatch("\(op): out must be \(groups * subgroups * 256) contiguous f32 values, got \(out.dtype) \(out.shape)")
@@ -43,7 +51,8 @@ extension CommandList {
             guard CoopmatEmulation.supported(caps) else {
                 throw RuntimeError.missingFeature(device: caps.deviceName, feature: "fp16 arithmetic (emulated cooperative matrices)")
             }
-            kernel = Kernel(name: "coopmat_peak_emulated", spirv: SPIRV.coopmat_peak_emulated)
+            kernel = namedAccumulators ? Kernel(name: "coopmat_peak_named_emulated", spirv: SPIRV.coopmat_peak_named_emulated)
+                                       : Kernel(name: "coopmat_peak_emulated", spirv: SPIRV.coopmat_peak_emulated)
             name = "emulated"
         } else {
             try CoopmatAPI.checkEnvironment()
@@ -51,8 +60,12 @@ extension CommandList {
                 throw RuntimeError.missingFeature(device: caps.deviceName,
                                                   feature: "cooperative matrices 16x16x16 f16->f32 with subgroup size 32 on \(api.map { "VK_\($0.rawValue.uppercased())_cooperative_matrix (\($0.built ? "built" : "not built"))" } ?? "any API")")
             }
-            kernel = chosen == .nv ? Kernel(name: "coopmat_peak", spirv: SPIRV.coopmat_peak)
-                                   : Kernel(name: "coopmat_peak_khr", spirv: SPIRV.coopmat_peak_khr)
+            switch (chosen, namedAccumulators) {
+            case (.nv, false): kernel = Kernel(name: "coopmat_peak", spirv: SPIRV.coopmat_peak)
+            case (.nv, true): kernel = Kernel(name: "coopmat_peak_named", spirv: SPIRV.coopmat_peak_named)
+            case (.khr, false): kernel = Kernel(name: "coopmat_peak_khr", spirv: SPIRV.coopmat_peak_khr)
+            case (.khr, true): kernel = Kernel(name: "coopmat_peak_named_khr", spirv: SPIRV.coopmat_peak_named_khr)
+            }
             name = chosen.rawValue
         }
         let threads = 32 * subgroups
@@ -71,7 +84,7 @@ extension CommandList {
         try r.dispatch(kernel, constants: [UInt32(threads), UInt32(accumulators), UInt32(sharedFragments), packedShared ? 1 : 0]
                         + (emulation.map { [$0.layout.rawValue] } ?? []),
                        push: p, groups: (groups, 1, 1), reads: [ab], writes: [out],
-                       label: "tensor-core peak \(name) \(groups)x\(subgroups) subgroups, \(accumulators) accumulators, \(iterations) rounds"
+                       label: "tensor-core peak \(name) \(groups)x\(subgroups) subgroups, \(accumulators)\(namedAccumulators ? " named" : "") accumulators, \(iterations) rounds"
                         + (sharedFragments > 0 ? ", \(sharedFragments)x\(accumulators / sharedFragments) fragments from shared memory\(packedShared ? " (uvec4)" : "")" : ""))
     }
 }
