@@ -3,7 +3,7 @@
 // per batch with M = Cout, N = T'·H'·W' output voxels, K = Cin·KT·KH·KW:
 //   A[m][k] = weight (dense [Cout, Cin, KT, KH, KW] is [M, K] row-major), B[k][n] = the virtual input (zeros,
 //   cache, x) at the position of tap k for voxel n, gathered while the slice is staged (no im2col buffer).
-// Tiles as include/gemm_coopmat.glsl: a workgroup computes BM x BN outputs from BK-wide K slices staged as fp16
+// The tile of include/coopmat_tile.glsl (as the GEMM): a workgroup computes BM x BN outputs from BK-wide K slices staged as fp16
 // into shared memory in chunks of 8 elements (weights: 8 consecutive k of one output channel, one 16-byte load of
 // f16/bf16 where VEC_W; inputs: 8 consecutive voxels of one tap, gathered element by element with the bounds
 // rules), double-buffered through registers (one barrier per slice); each subgroup owns WM x WN outputs as
@@ -35,33 +35,16 @@ layout(constant_id = 13) const uint KT = 3;      // kernel extent in time, heigh
 layout(constant_id = 14) const uint KH = 3;
 layout(constant_id = 15) const uint KW = 3;
 layout(constant_id = 16) const uint VEC_W = 0;   // K % 8 == 0 and the weight address 8-element aligned
+const uint TRANS_A = 0u;                         // the tile's A (weights, [M][K]) and B (inputs, [K][N]) as stored
+const uint TRANS_B = 0u;
 
 #include "conv3d_params.glsl"
 #include "half_staging.glsl"
+#include "coopmat_tile.glsl"
 
-const uint SUBGROUPS = (BM / WM) * (BN / WN);
-const uint WG = SUBGROUPS * 32u;
-const uint FM = WM / 16u;
-const uint FN = WN / 16u;
-// Shared slices: A as [BM][BK] and B as [BK][BN] halves, rows padded by 8 halves (16 bytes).
-const uint A_LD4 = (BK + 8u) / 8u;              // row stride in uvec4
-const uint B_LD4 = (BN + 8u) / 8u;
-const uint A_STAGE = BM * A_LD4;                // uvec4 per buffer
-const uint B_STAGE = BK * B_LD4;
-const uint A_CPR = BK / 8u;                     // 8-element chunks per row
-const uint B_CPR = BN / 8u;
-const uint A_CHUNKS = BM * A_CPR;
-const uint B_CHUNKS = BK * B_CPR;
-const uint CA = (A_CHUNKS + WG - 1u) / WG;      // chunks per invocation
-const uint CB = (B_CHUNKS + WG - 1u) / WG;
-const uint STAGING = 2u * (A_STAGE + B_STAGE);  // A0, A1, B0, B1
-const uint SCRATCH = SUBGROUPS * 64u;           // 16x16 fp32 per subgroup (aliases the staging buffers)
-const uint S_SIZE = STAGING > SCRATCH ? STAGING : SCRATCH;
 const uint KHW = KH * KW;
 const uint TAPS = KT * KHW;
 const int OUTSIDE = -1073741824;                // time coordinate of a voxel outside the output (reads as zero)
-
-shared uvec4 S[S_SIZE];
 
 // The raw element (f32 bits, or 16 bits) of the virtual input of channel ci at virtual time u (relative to x's
 // frame 0; negative: the cache, before it zeros) and spatial position (hi, wi); 0 outside.
@@ -72,6 +55,11 @@ uint gather_raw(uint64_t xBase, uint64_t cBase, uint ci, int u, int hi, int wi) 
     uint i = u >= 0 ? (ci * p.T + uint(u)) * plane + sp : (ci * p.Tc + uint(int(p.Tc) + u)) * plane + sp;
     return X_DT == DT_F32 ? U32Ref(base).v[i] : uint(U16Ref(base).v[i]);
 }
+
+// The tile's staging encodings and its output before the residual (coopmat_tile_loop.glsl).
+#define TILE_A_DT W_DT
+#define TILE_B_DT X_DT
+#define TILE_OUTPUT(val, row, col) { if (HAS_BIAS != 0u) val += load_elem(p.bias, BIAS_DT, row); }
 
 void main() {
     uint tid = gl_LocalInvocationID.x;
@@ -113,12 +101,7 @@ void main() {
                 cRow[c] = wo + 7u < p.Wo && n + 7u < N;
             }
 
-            CM_F32 acc[FM * FN];
-            CM_UNROLL for (uint f = 0; f < FM * FN; f++) acc[f] = CM_F32_ZERO;
-
-            // Raw chunks of the next slice, held in registers across the MMAs of the current one.
-            uvec4 ra0[CA], ra1[CA], rb0[CB], rb1[CB];
-
+            // The raw chunks of the slice at k0 (the tile's loop stages them).
 #define LOAD_SLICE(k0)                                                                                          \
             {                                                                                                   \
                 CM_UNROLL for (uint c = 0u; c < CA; c++)                                                       \
@@ -150,67 +133,7 @@ void main() {
                     }                                                                                           \
                 }                                                                                               \
             }
-#define STORE_SLICE(buf)                                                                                        \
-            {                                                                                                   \
-                CM_UNROLL for (uint c = 0u; c < CA; c++)                                                       \
-                    if (tid + c * WG < A_CHUNKS)                                                                \
-                        S[(buf) * A_STAGE + aRow[c] * A_LD4 + aCol[c] / 8u] = to_half8(W_DT, ra0[c], ra1[c]);   \
-                CM_UNROLL for (uint c = 0u; c < CB; c++)                                                       \
-                    if (tid + c * WG < B_CHUNKS)                                                                \
-                        S[2u * A_STAGE + (buf) * B_STAGE + bRow[c] * B_LD4 + bCol[c] / 8u] = to_half8(X_DT, rb0[c], rb1[c]); \
-            }
-
-            if (nk > 0u) {
-                LOAD_SLICE(0u)
-                STORE_SLICE(0u)
-            }
-            barrier();
-            for (uint t = 0u; t < nk; t++) {
-                uint cur = t & 1u;
-                bool more = t + 1u < nk;
-                if (more) LOAD_SLICE((t + 1u) * BK)
-                uint aOff = cur * A_STAGE, bOff = 2u * A_STAGE + cur * B_STAGE;
-                CM_UNROLL for (uint kk = 0; kk < BK; kk += 16u) {
-                    CM_F16A af[FM];
-                    CM_F16B bf[FN];
-                    // Offsets in uvec4 (8 halves): fragment corners are multiples of 16 halves.
-                    CM_UNROLL for (uint i = 0; i < FM; i++)
-                        CM_LOAD_U4H(af[i], S, aOff + (wm * WM + i * 16u) * A_LD4 + kk / 8u, A_LD4, false);
-                    CM_UNROLL for (uint j = 0; j < FN; j++)
-                        CM_LOAD_U4H(bf[j], S, bOff + kk * B_LD4 + (wn * WN + j * 16u) / 8u, B_LD4, false);
-                    CM_UNROLL for (uint i = 0; i < FM; i++)
-                    CM_UNROLL for (uint j = 0; j < FN; j++)
-                        acc[i * FN + j] = cm_mma(af[i], bf[j], acc[i * FN + j]);
-                }
-                // The other buffer was last read in the previous slice, before the barrier that ended it.
-                if (more) STORE_SLICE(cur ^ 1u)
-                barrier();
-            }
-#undef LOAD_SLICE
-#undef STORE_SLICE
-
-            // Epilogue, one fragment at a time through this subgroup's 16x16 fp32 scratch at S[sg * 64]
-            // (the staging buffers are dead: every read of them happened before the last barrier).
-            CM_UNROLL for (uint i = 0; i < FM; i++) {
-                CM_UNROLL for (uint j = 0; j < FN; j++) {
-                    CM_STORE_U4F(acc[i * FN + j], S, sg * 64u, 4u);
-                    CM_SUBGROUP_SYNC();
-                    for (uint e = lane; e < 256u; e += 32u) {
-                        uint m = m0 + wm * WM + i * 16u + e / 16u;
-                        uint n = n0 + wn * WN + j * 16u + e % 16u;
-                        if (m < M && n < N) {
-                            float v = uintBitsToFloat(S[sg * 64u + e / 4u][e % 4u]);
-                            if (HAS_BIAS != 0u) v += load_elem(p.bias, BIAS_DT, m);
-                            uint o = m * N + n;
-                            if (HAS_RES != 0u) v += load_elem(resBase, RES_DT, o);
-                            store_elem(outBase, OUT_DT, o, v);
-                        }
-                    }
-                    CM_SUBGROUP_SYNC();
-                }
-            }
-            // The next tile's first slice overwrites the scratch.
-            barrier();
+#include "coopmat_tile_loop.glsl"
         }
     }
 }

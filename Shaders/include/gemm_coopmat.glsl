@@ -1,11 +1,12 @@
 // Tensor-core GEMM through VK_NV_cooperative_matrix (16x16x16, fp16 operands, fp32 accumulation), with
 // the same operands, layouts, push constants and epilogue as gemm.comp:
 //   out[z] = act(alpha * op(A[z]) * op(B[z]) (* scale) + bias) (+ residual[z]).
-// Each workgroup computes a BM x BN tile with (BM/WM) x (BN/WN) subgroups of 32 invocations; each subgroup
-// owns WM x WN outputs as (WM/16) x (WN/16) accumulator fragments. K is walked in BK-wide slices staged
-// into shared memory as fp16 (f32 and bf16 operands are rounded to nearest even; fp8 weights decode
-// exactly), double-buffered: the next slice is read from memory into registers before the MMAs of the
-// current one and written to the other shared buffer after them (one barrier per slice).
+// The tile (include/coopmat_tile.glsl, shared with conv3d_coopmat): each workgroup computes a BM x BN tile
+// with (BM/WM) x (BN/WN) subgroups of 32 invocations; each subgroup owns WM x WN outputs as (WM/16) x (WN/16)
+// accumulator fragments. K is walked in BK-wide slices staged into shared memory as fp16 (f32 and bf16 operands
+// are rounded to nearest even; fp8 weights decode exactly), double-buffered: the next slice is read from memory
+// into registers before the MMAs of the current one and written to the other shared buffer after them (one
+// barrier per slice).
 // Staging moves chunks of 8 consecutive elements of an operand's contiguous dimension (one 16-byte load
 // of f16/bf16, two of f32, one 8-byte load of fp8 when VEC_A / VEC_B say the contiguous length is a
 // multiple of 8 and the base address is aligned; element by element with bounds checks otherwise).
@@ -61,33 +62,7 @@ layout(push_constant) uniform P {
     float alpha;
 } p;
 
-
-const uint SUBGROUPS = (BM / WM) * (BN / WN);
-const uint WG = SUBGROUPS * 32u;
-const uint FM = WM / 16u;
-const uint FN = WN / 16u;
-// Staged slices in the operands' stored layouts: rows x cols halves, cols contiguous, rows padded to LD.
-const uint A_ROWS = TRANS_A == 0u ? BM : BK;
-const uint A_COLS = TRANS_A == 0u ? BK : BM;
-const uint B_ROWS = TRANS_B == 0u ? BK : BN;
-const uint B_COLS = TRANS_B == 0u ? BN : BK;
-const uint A_LD = A_COLS + 8u;                  // halves; a multiple of 8 (16 bytes)
-const uint B_LD = B_COLS + 8u;
-const uint A_LD4 = A_LD / 8u;                   // in uvec4 (8 halves)
-const uint B_LD4 = B_LD / 8u;
-const uint A_STAGE = A_ROWS * A_LD4;            // uvec4 per buffer
-const uint B_STAGE = B_ROWS * B_LD4;
-const uint A_CPR = A_COLS / 8u;                 // 8-element chunks per row
-const uint B_CPR = B_COLS / 8u;
-const uint A_CHUNKS = A_ROWS * A_CPR;
-const uint B_CHUNKS = B_ROWS * B_CPR;
-const uint CA = (A_CHUNKS + WG - 1u) / WG;      // chunks per invocation
-const uint CB = (B_CHUNKS + WG - 1u) / WG;
-const uint STAGING = 2u * (A_STAGE + B_STAGE);  // A0, A1, B0, B1
-const uint SCRATCH = SUBGROUPS * 64u;           // 16x16 fp32 per subgroup (aliases the staging buffers)
-const uint S_SIZE = STAGING > SCRATCH ? STAGING : SCRATCH;
-
-shared uvec4 S[S_SIZE];
+#include "coopmat_tile.glsl"
 
 #include "half_staging.glsl"
 
@@ -133,6 +108,19 @@ float activate(float v) {
     return v;
 }
 
+// The tile's staging encodings and its output before the residual (coopmat_tile_loop.glsl).
+#define TILE_A_DT A_DT
+#define TILE_B_DT B_DT
+#define TILE_OUTPUT(val, row, col)                                                                              \
+    {                                                                                                           \
+        float s = p.alpha;                                                                                      \
+        if (SCALE == 1u) s *= F32Ref(p.scale).v[0];                                                             \
+        if (SCALE == 2u) s *= F32Ref(p.scale).v[col];                                                           \
+        val *= s;                                                                                               \
+        if (HAS_BIAS != 0u) val += load_elem(p.bias, BIAS_DT, col);                                             \
+        val = activate(val);                                                                                    \
+    }
+
 void main() {
     uint tid = gl_LocalInvocationID.x;
     uint sg = CM_SG, lane = CM_LANE;
@@ -148,13 +136,9 @@ void main() {
     for (uint z = gl_WorkGroupID.z; z < p.batch; z += gl_NumWorkGroups.z) {
         uint64_t aBase = p.a + uint64_t(z) * uint64_t(p.strideA) * uint64_t(dt_size(A_DT));
         uint64_t bBase = p.b + uint64_t(z) * uint64_t(p.strideB) * uint64_t(dt_size(B_DT));
-
-        CM_F32 acc[FM * FN];
-        CM_UNROLL for (uint f = 0; f < FM * FN; f++) acc[f] = CM_F32_ZERO;
-
-        // Raw chunks of the next slice, held in registers across the MMAs of the current one.
-        uvec4 ra0[CA], ra1[CA], rb0[CB], rb1[CB];
-
+        uint64_t outBase = p.out_ + uint64_t(z) * uint64_t(p.strideOut) * uint64_t(dt_size(OUT_DT));
+        uint64_t resBase = p.res + uint64_t(z) * uint64_t(p.strideOut) * uint64_t(dt_size(RES_DT));
+        // The raw chunks of the slice at k0 (the tile's loop stages them).
 #define LOAD_SLICE(k0)                                                                                          \
         {                                                                                                       \
             /* A slice: rows m (cols k), or rows k (cols m) when transposed. */                                 \
@@ -169,78 +153,6 @@ void main() {
                 load_chunk(bBase, B_DT, VEC_B != 0u, bStart + bRow[c] * bLd + bCol[c],                          \
                            tid + c * WG < B_CHUNKS && bRow[c] < bRows, int(bCols) - int(bCol[c]), rb0[c], rb1[c]); \
         }
-#define STORE_SLICE(buf)                                                                                        \
-        {                                                                                                       \
-            CM_UNROLL for (uint c = 0u; c < CA; c++)                                                           \
-                if (tid + c * WG < A_CHUNKS)                                                                    \
-                    S[(buf) * A_STAGE + aRow[c] * A_LD4 + aCol[c] / 8u] = to_half8(A_DT, ra0[c], ra1[c]);       \
-            CM_UNROLL for (uint c = 0u; c < CB; c++)                                                           \
-                if (tid + c * WG < B_CHUNKS)                                                                    \
-                    S[2u * A_STAGE + (buf) * B_STAGE + bRow[c] * B_LD4 + bCol[c] / 8u] = to_half8(B_DT, rb0[c], rb1[c]); \
-        }
-
-        if (nk > 0u) {
-            LOAD_SLICE(0u)
-            STORE_SLICE(0u)
-        }
-        barrier();
-        for (uint t = 0u; t < nk; t++) {
-            uint cur = t & 1u;
-            bool more = t + 1u < nk;
-            if (more) LOAD_SLICE((t + 1u) * BK)
-            uint aOff = cur * A_STAGE, bOff = 2u * A_STAGE + cur * B_STAGE;
-            CM_UNROLL for (uint kk = 0; kk < BK; kk += 16u) {
-                CM_F16A af[FM];
-                CM_F16B bf[FN];
-                // Offsets in uvec4 (8 halves): fragment corners are multiples of 16 halves.
-                CM_UNROLL for (uint i = 0; i < FM; i++) {
-                    uint m = wm * WM + i * 16u;
-                    if (TRANS_A == 0u) CM_LOAD_U4H(af[i], S, aOff + m * A_LD4 + kk / 8u, A_LD4, false);
-                    else CM_LOAD_U4H(af[i], S, aOff + kk * A_LD4 + m / 8u, A_LD4, true);
-                }
-                CM_UNROLL for (uint j = 0; j < FN; j++) {
-                    uint n = wn * WN + j * 16u;
-                    if (TRANS_B == 0u) CM_LOAD_U4H(bf[j], S, bOff + kk * B_LD4 + n / 8u, B_LD4, false);
-                    else CM_LOAD_U4H(bf[j], S, bOff + n * B_LD4 + kk / 8u, B_LD4, true);
-                }
-                CM_UNROLL for (uint i = 0; i < FM; i++)
-                CM_UNROLL for (uint j = 0; j < FN; j++)
-                    acc[i * FN + j] = cm_mma(af[i], bf[j], acc[i * FN + j]);
-            }
-            // The other buffer was last read in the previous slice, before the barrier that ended it.
-            if (more) STORE_SLICE(cur ^ 1u)
-            barrier();
-        }
-#undef LOAD_SLICE
-#undef STORE_SLICE
-
-        // Epilogue, one fragment at a time through this subgroup's 16x16 fp32 scratch at S[sg * 64]
-        // (the staging buffers are dead: every read of them happened before the last barrier).
-        uint64_t outBase = p.out_ + uint64_t(z) * uint64_t(p.strideOut) * uint64_t(dt_size(OUT_DT));
-        uint64_t resBase = p.res + uint64_t(z) * uint64_t(p.strideOut) * uint64_t(dt_size(RES_DT));
-        CM_UNROLL for (uint i = 0; i < FM; i++) {
-            CM_UNROLL for (uint j = 0; j < FN; j++) {
-                CM_STORE_U4F(acc[i * FN + j], S, sg * 64u, 4u);
-                CM_SUBGROUP_SYNC();
-                for (uint e = lane; e < 256u; e += 32u) {
-                    uint m = m0 + wm * WM + i * 16u + e / 16u;
-                    uint n = n0 + wn * WN + j * 16u + e % 16u;
-                    if (m < M && n < N) {
-                        float s = p.alpha;
-                        if (SCALE == 1u) s *= F32Ref(p.scale).v[0];
-                        if (SCALE == 2u) s *= F32Ref(p.scale).v[n];
-                        float v = uintBitsToFloat(S[sg * 64u + e / 4u][e % 4u]) * s;
-                        if (HAS_BIAS != 0u) v += load_elem(p.bias, BIAS_DT, n);
-                        v = activate(v);
-                        uint o = m * N + n;
-                        if (HAS_RES != 0u) v += load_elem(resBase, RES_DT, o);
-                        store_elem(outBase, OUT_DT, o, v);
-                    }
-                }
-                CM_SUBGROUP_SYNC();
-            }
-        }
-        // The next batch's first slice overwrites the scratch.
-        barrier();
+#include "coopmat_tile_loop.glsl"
     }
 }
