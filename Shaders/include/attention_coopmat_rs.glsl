@@ -57,19 +57,16 @@ void main() {
 
     for (uint z = gl_WorkGroupID.z; z < p.batchCount; z += gl_NumWorkGroups.z) {
         const uint b = p.batch0 + z;
-        const uint64_t qHead = p.q + uint64_t(b * p.qsB + h * p.qsH) * dt_bytes(Q_DT);
-        const uint64_t kHead = p.k + uint64_t(b * p.ksB + h * p.ksH) * dt_bytes(K_DT);
-        const uint64_t vHead = p.v + uint64_t(b * p.vsB + h * p.vsH) * dt_bytes(V_DT);
+        const uint64_t qHead = head_base(p.q, b, h, p.qsB, p.qsH, Q_DT);
+        const uint64_t kHead = head_base(p.k, b, h, p.ksB, p.ksH, K_DT);
+        const uint64_t vHead = head_base(p.v, b, h, p.vsB, p.vsH, V_DT);
 
         for (uint qb = gl_WorkGroupID.x; qb < queryBlocks; qb += gl_NumWorkGroups.x) {
             const uint q0 = qb * BR;
 
             // Q of this subgroup's rows into registers.
-            barrier();
-            stage(qHead, Q_DT, VEC_Q != 0u, p.qsL, q0, Lq - min(q0, Lq), BR, true, p.qscale, 0u);
-            barrier();
             CM_F16A qf[FD];
-            CM_UNROLL for (uint f = 0; f < FD; f++) CM_LOAD(qf[f], tile, sg * 16u * LDT + f * 16u, LDT, false);
+            LOAD_Q_FRAGMENTS(qf, qHead, q0)
 
             CM_F32 O[FD];
             CM_UNROLL for (uint f = 0; f < FD; f++) O[f] = CM_F32_ZERO;

@@ -57,3 +57,18 @@ void stage(uint64_t head, uint dt, bool vec, uint strideL, uint row0, uint valid
         }
     }
 }
+
+// Base address of head h of batch b in a tensor of element strides sB (batch) and sH (head).
+uint64_t head_base(uint64_t t, uint b, uint h, uint sB, uint sH, uint dt) {
+    return t + uint64_t(b * sB + h * sH) * dt_bytes(dt);
+}
+
+// The query block at q0 staged into `tile` (scaled by qscale, between barriers) and this subgroup's 16 rows of it
+// loaded as FD fragments into qf[FD] (declared by the caller; needs sg and Lq).
+#define LOAD_Q_FRAGMENTS(qf, qHead, q0)                                                                         \
+    {                                                                                                           \
+        barrier();                                                                                              \
+        stage(qHead, Q_DT, VEC_Q != 0u, p.qsL, q0, Lq - min(q0, Lq), BR, true, p.qscale, 0u);                   \
+        barrier();                                                                                              \
+        CM_UNROLL for (uint f = 0; f < FD; f++) CM_LOAD(qf[f], tile, sg * 16u * LDT + f * 16u, LDT, false);     \
+    }
