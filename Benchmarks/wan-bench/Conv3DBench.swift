@@ -6,7 +6,8 @@ import WanRuntime
 /// 480×832 with 2 cached frames (the row), the decoder's middle 384→384 at 60×104, and the two
 /// downsampling convs (spatial stride 2 with the bottom/right pad; temporal stride 2 with 1 cached frame).
 /// FLOPs = 2·Cout·Cin·kt·kh·kw·T'·H'·W'. 16-bit rows run on tensor cores where the device has them (`coopmat`, with
-/// the tiled kernel's row beside them), and f32 with fp16 compute allowed.
+/// the tiled kernel's row and, where built, the VK_KHR_cooperative_matrix build beside them), and f32 with fp16
+/// compute allowed.
 let conv3dSuite = BenchSuite(name: "conv3d") { ctx in
     struct Row {
         var name: String
@@ -62,6 +63,16 @@ let conv3dSuite = BenchSuite(name: "conv3d") { ctx in
                         try $0.conv3d(x, weight: weight, bias: bias, cache: cache, params: p, out: out)
                     }
                     rows.append(BenchRow(kernel: "conv3d \(s.name) \(dtype) tiled", shape: shape, device: Bench.label(device), ms: ms,
+                                         flops: flops, bytes: Double(bytes), memoryBytes: device.memoryStatistics.used))
+                }
+                if tensorCores && device.coopmatAPIs.count > 1 {
+                    // The tensor-core kernel on the other cooperative-matrix API (VK_KHR_cooperative_matrix).
+                    setenv("WAN_COOPMAT_API", "khr", 1)
+                    defer { unsetenv("WAN_COOPMAT_API") }
+                    let ms = try Bench.time(device, repeats: repeats) {
+                        try $0.conv3d(x, weight: weight, bias: bias, cache: cache, params: p, out: out)
+                    }
+                    rows.append(BenchRow(kernel: "conv3d \(s.name) \(dtype) coopmat khr", shape: shape, device: Bench.label(device), ms: ms,
                                          flops: flops, bytes: Double(bytes), memoryBytes: device.memoryStatistics.used))
                 }
                 if dtype == .f32 && device.conv3dUsesTensorCores(x: .f32, weight: .f32, cache: cache?.dtype, fp16Compute: true) {
