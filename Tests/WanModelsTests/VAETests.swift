@@ -75,6 +75,45 @@ private func errorText(_ body: () throws -> Void) -> String {
         CheckpointTestDevices.checkValidation()
     }
 
+    /// `fp16Compute`: every convolution on tensor cores with fp16 operands (emulated on devices without them) stays
+    /// within fp16 tolerance (3e-2 at the worst pixel, 5e-3 root mean square, relative) of diffusers' fp32 decode and differs from our fp32 decode (so the path ran); the CPU
+    /// computes fp32 either way. Vulkan decodes 5 latent frames, the CPU 2.
+    @Test func decodeWithFP16Compute() throws {
+        let cases = try CheckpointFile.open(VAEFixture.path("cases.safetensors"))
+        let (h, w) = (VAEFixture.height / 8, VAEFixture.width / 8)
+        for device in try CheckpointTestDevices.all() {
+            let frames = device.vulkan == nil ? 2 : 5
+            let latent = try cases.floats("decode\(frames).latent")
+            let golden = try cases.floats("decode\(frames).video")
+            let exact = try VAEFixture.load(device).decode(latent: latent, frames: frames, height: h, width: w)
+            let vae = try WanVAE.load(path: VAEFixture.path("weights.safetensors"), device: device, config: VAEFixture.config,
+                                      latentMean: VAEFixture.mean, latentStd: VAEFixture.std, fp16Compute: true)
+            #expect(vae.fp16Compute)
+            let tensorCores = device.conv3dUsesTensorCores(x: .f32, weight: .f32, fp16Compute: true)
+            // Emulated on lavapipe (32 KiB of shared memory): a 64x64 tile of 4 subgroups.
+            let emulated = device.vulkan != nil && !tensorCores
+            let video = try Conv3DCoopmat.$emulatedForTests.withValue(
+                emulated ? (CoopmatEmulation(), GEMMCoopmat.Tile(bm: 64, bn: 64, bk: 32, wm: 32, wn: 32)) : nil) {
+                try vae.decode(latent: latent, frames: frames, height: h, width: w)
+            }
+            // fp16 operands (unit roundoff 2^-11) through the decoder's convolutions: measured on lavapipe 1.3e-2 at the
+            // worst pixel, 2.0e-3 root mean square.
+            let err = relativeMaxError(video, golden)
+            let rms = zip(video, golden).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+                / max(golden.reduce(0.0) { $0 + Double($1) * Double($1) }, 1e-30)
+            #expect(err <= 3e-2 && rms.squareRoot() <= 5e-3,
+                    "\(device.name) fp16-compute decode \(frames): relative max error \(err), rms \(rms.squareRoot())")
+            let moved = relativeMaxError(video, exact)
+            if device.vulkan != nil {
+                #expect(moved > 0, "\(device.name): the fp16-compute decode equals the fp32 one (tensor cores not used)")
+            } else {
+                #expect(moved == 0, "the CPU computes fp32 either way")
+            }
+            print("note: \(device.name) VAE decode with fp16 compute\(emulated ? " (emulated tensor cores)" : ""): relative max error \(err), rms \(rms.squareRoot()) (fp32 path \(relativeMaxError(exact, golden)))")
+        }
+        CheckpointTestDevices.checkValidation()
+    }
+
     /// Encode of 1, 5, 9 frames (first frame alone, then 4-frame chunks) against diffusers' encode +
     /// the official normalisation. Vulkan runs 1 and 9 frames.
     @Test func encodeMatchesReference() throws {

@@ -16,6 +16,11 @@ public final class WanVAE: @unchecked Sendable {
     public let latentMean: [Float]
     /// Per-channel latent standard deviation (spec §5.8).
     public let latentStd: [Float]
+    /// Convolutions may round their f32 inputs and weights to fp16 to run on tensor cores (fp32 accumulation; the
+    /// activations, norms and caches stay fp32): the precision PyTorch's default TF32 convolutions on NVIDIA give (10
+    /// mantissa bits) with fp16's range (±65504). False: fp32 throughout, as the official VAE. Devices without tensor
+    /// cores compute fp32 either way.
+    public let fp16Compute: Bool
     let weights: [String: Tensor]
     /// Shapes of the weights a shape-only VAE declares as placeholders (empty for a VAE with weights).
     private let placeholderShapes: [String: [Int]]
@@ -34,8 +39,9 @@ public final class WanVAE: @unchecked Sendable {
 
     /// A VAE from f32 weights on `device` in the official names (every tensor of `config.expectedTensors()`,
     /// exact shapes, nothing else). `latentMean`/`latentStd` default to Wan 2.1's constants (z_dim 16 only).
+    /// `fp16Compute`: see the property.
     public init(config: WanVAEConfig, weights: [String: Tensor], device: Device,
-                latentMean: [Float]? = nil, latentStd: [Float]? = nil) throws {
+                latentMean: [Float]? = nil, latentStd: [Float]? = nil, fp16Compute: Bool = false) throws {
         try config.validate()
         let mean = latentMean ?? (config.zDim == 16 ? WanVAE.wan21LatentMean : [])
         let std = latentStd ?? (config.zDim == 16 ? WanVAE.wan21LatentStd : [])
@@ -64,6 +70,7 @@ public final class WanVAE: @unchecked Sendable {
         self.latentMean = mean
         self.latentStd = std
         self.placeholderShapes = [:]
+        self.fp16Compute = fp16Compute
     }
 
     /// A VAE of `config` without weights, for planning memory: its chunk graphs (`decodeFootprints`) declare
@@ -76,6 +83,7 @@ public final class WanVAE: @unchecked Sendable {
         self.latentMean = Array(repeating: 0, count: config.zDim)
         self.latentStd = Array(repeating: 1, count: config.zDim)
         self.placeholderShapes = Dictionary(config.expectedTensors().map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
+        self.fp16Compute = false
     }
 
     /// Whether the VAE has no weights (`init(shapeOnly:device:)`).
@@ -103,7 +111,7 @@ public final class WanVAE: @unchecked Sendable {
     /// diffusers), mapped to official names, onto `device` as f32. `config` nil: detected from the shapes
     /// (Wan 2.1's level structure).
     public static func load(path: String, device: Device, config: WanVAEConfig? = nil,
-                            latentMean: [Float]? = nil, latentStd: [Float]? = nil) throws -> WanVAE {
+                            latentMean: [Float]? = nil, latentStd: [Float]? = nil, fp16Compute: Bool = false) throws -> WanVAE {
         let reader = try CheckpointFile.open(path)
         let convention = WanCheckpointDetector.identify(reader.entries, component: .vae)?.convention ?? .official
         let mapping = try WanKeyMaps.toOfficial(reader.entries, component: .vae, from: convention)
@@ -119,7 +127,8 @@ public final class WanVAE: @unchecked Sendable {
             let values = try WanDiT.materialize(recipe, reader: reader)
             weights[recipe.name] = try device.tensor(values, shape: recipe.shape, dtype: .f32)
         }
-        return try WanVAE(config: resolved, weights: weights, device: device, latentMean: latentMean, latentStd: latentStd)
+        return try WanVAE(config: resolved, weights: weights, device: device, latentMean: latentMean, latentStd: latentStd,
+                          fp16Compute: fp16Compute)
     }
 
     // MARK: decode
@@ -341,6 +350,7 @@ final class VAEGraphBuilder {
     init(vae: WanVAE, incoming: [WanVAE.CacheState]) {
         self.vae = vae
         self.incoming = incoming
+        g.fp16Compute = vae.fp16Compute
     }
 
     /// A weight, optionally viewed with another shape.

@@ -256,6 +256,12 @@ extension CommandList {
                                     tile: coopmatTile, emulation: coopmatEmulation, label: label)
                 return
             }
+            if coopmat == nil, !Conv3DCoopmat.supported(caps), let e = Conv3DCoopmat.emulatedForTests,
+               Conv3DCoopmat.wanted(x: x.dtype, weight: weight.dtype, cache: cacheUsed?.dtype, fp16Compute: fp16Compute) {
+                try r.conv3dCoopmat(g, x: x, weight: weight, bias: bias, cache: cacheUsed, residual: residual, out: out,
+                                    tile: e.tile, emulation: e.emulation, label: label)
+                return
+            }
             let tl: Conv3DTile
             if let tile {
                 try tile.validate(caps)

@@ -19,10 +19,19 @@ enum Conv3DCoopmat {
     /// weights are 16-bit or the caller allowed fp16 compute. A cache of another dtype than x keeps the tiled kernel
     /// (the shader gathers both in one encoding).
     static func chosen(_ caps: Capabilities, x: DType, weight: DType, cache: DType?, fp16Compute: Bool = false) -> Bool {
-        guard supported(caps), cache.map({ $0 == x }) ?? true else { return false }
+        supported(caps) && wanted(x: x, weight: weight, cache: cache, fp16Compute: fp16Compute)
+    }
+
+    /// The policy on a device that has tensor cores.
+    static func wanted(x: DType, weight: DType, cache: DType?, fp16Compute: Bool) -> Bool {
+        guard cache.map({ $0 == x }) ?? true else { return false }
         if let env = getenv("WAN_CONV_COOPMAT"), env.pointee != 0 { return String(cString: env) == "1" }
         return fp16Compute || (x != .f32 && weight != .f32)
     }
+
+    /// Tests of whole models on devices without tensor cores: while bound (`$emulatedForTests.withValue`), every
+    /// Vulkan conv3d the policy would put on tensor cores runs the emulated kernel with this emulation and tile.
+    @TaskLocal static var emulatedForTests: (emulation: CoopmatEmulation, tile: GEMMCoopmat.Tile)? = nil
 }
 
 extension VulkanRecorder {
