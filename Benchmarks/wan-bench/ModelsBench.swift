@@ -98,16 +98,28 @@ private func modelRows(_ part: String, _ ctx: BenchContext) throws -> [BenchRow]
             let (lh, lw) = real ? (30, 52) : (4, 6)
             let rss2 = CheckpointBench.resetPeakRSS()
             device.resetPeakMemory()
-            let vae = try WanVAE(config: vaeConfig, weights: try ModelsBench.randomWeights(vaeConfig.expectedTensors(), device: device),
-                                 device: device)
+            let weights = try ModelsBench.randomWeights(vaeConfig.expectedTensors(), device: device)
+            let vae = try WanVAE(config: vaeConfig, weights: weights, device: device)
             let latent = Bench.random(vaeConfig.zDim * 2 * lh * lw, seed: 9)
-            _ = try vae.decode(latent: latent, frames: 2, height: lh, width: lw)
+            let exact = try vae.decode(latent: latent, frames: 2, height: lh, width: lw)
             let vaeMs = try ModelsBench.medianMilliseconds(repeats) { _ = try vae.decode(latent: latent, frames: 2, height: lh, width: lw) }
             rows.append(BenchRow(kernel: real ? "VAE decode (Wan 2.1)" : "VAE decode tiny (dim 8)",
                                  shape: "2 latent frames -> 5 x \(8 * lh)x\(8 * lw)", device: Bench.label(device),
                                  ms: vaeMs,
                                  memoryBytes: device.isCPU ? CheckpointBench.peakRSS() - rss2 : device.memoryStatistics.peak,
                                  note: device.isCPU ? "peak host RSS" : "peak device memory"))
+            if device.conv3dUsesTensorCores(x: .f32, weight: .f32, fp16Compute: true) {
+                // The same decode with fp16-compute convolutions on tensor cores (`WanVAE.fp16Compute`).
+                device.resetPeakMemory()
+                let fast = try WanVAE(config: vaeConfig, weights: weights, device: device, fp16Compute: true)
+                let video = try fast.decode(latent: latent, frames: 2, height: lh, width: lw)
+                let ms = try ModelsBench.medianMilliseconds(repeats) { _ = try fast.decode(latent: latent, frames: 2, height: lh, width: lw) }
+                let diff = zip(video, exact).map { abs($0 - $1) }.max() ?? 0
+                rows.append(BenchRow(kernel: (real ? "VAE decode (Wan 2.1)" : "VAE decode tiny (dim 8)") + " fp16 compute",
+                                     shape: "2 latent frames -> 5 x \(8 * lh)x\(8 * lw)", device: Bench.label(device), ms: ms,
+                                     memoryBytes: device.memoryStatistics.peak,
+                                     note: String(format: "peak device memory; max |diff| to fp32 %.1e", diff)))
+            }
         }
     }
     return rows

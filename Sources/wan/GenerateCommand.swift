@@ -23,7 +23,7 @@ func generateCommand(_ args: [String]) throws {
     if a.isTiny {
         display.line("model: tiny (built-in random weights: the output is noise; see README for the real 1.3B/14B weights)")
     }
-    display.line("\(s.width)x\(s.height), \(s.frames) frame(s), \(s.steps) \(s.sampler.rawValue) steps, shift \(s.shift), guidance \(s.guidance), seed \(s.seed)\(a.randomSeed ? " (random)" : ""), \(s.precision.rawValue), on \(devices.description)")
+    display.line("\(s.width)x\(s.height), \(s.frames) frame(s), \(s.steps) \(s.sampler.rawValue) steps, shift \(s.shift), guidance \(s.guidance), seed \(s.seed)\(a.randomSeed ? " (random)" : ""), \(s.precision.rawValue)\(s.vaeFP16Compute ? " (VAE fp16)" : ""), on \(devices.description)")
 
     let cancellation = GenerationCancellation()
     signal(SIGINT, SIG_IGN)

@@ -206,13 +206,15 @@ import WanRuntime
         #expect(try parse("--model tiny --prompt cat --vae-tiling on").settings.vaeTiling == .standard)
         #expect(try parse("--model tiny --prompt cat --vae-tiling 64/48").settings.vaeTiling == WanVAE.Tiling(tile: 8, stride: 6))
         #expect(try parse("--model tiny --prompt cat --precision fp8").settings.precision == .fp8)
+        #expect(try parse("--model tiny --prompt cat --vae-precision fp16").settings.vaeFP16Compute)
+        #expect(try !parse("--model tiny --prompt cat --vae-precision fp32").settings.vaeFP16Compute && !ok.settings.vaeFP16Compute)
         for bad in ["--model tiny --prompt cat --size 830x480", "--model tiny --prompt cat --size 832", "--model tiny --prompt cat --frames 80",
                     "--model tiny --prompt cat --frames 0", "--model tiny --prompt cat --steps 0", "--model tiny --prompt cat --shift -1",
                     "--model tiny --prompt cat --sampler ddim", "--model tiny --prompt cat --precision int4", "--model tiny",
                     "--prompt cat", "--model tiny x --prompt cat", "--model tiny --prompt cat --seed -1", "--model tiny --prompt cat --bogus",
                     "--model tiny --prompt cat --cfg both", "--model --prompt cat", "--model tiny --prompt cat --guidance nan",
                     "--model tiny --prompt cat --vae-tiling 250/192", "--model tiny --prompt cat --vae-tiling 128/256",
-                    "--model tiny --prompt cat --vae-tiling maybe"] {
+                    "--model tiny --prompt cat --vae-tiling maybe", "--model tiny --prompt cat --vae-precision bf16"] {
             #expect(throws: GenerationError.self, "\(bad)") { try parse(bad) }
         }
         // Output paths that cannot hold the result fail before the models load.

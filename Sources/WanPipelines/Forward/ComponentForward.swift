@@ -18,7 +18,8 @@ import WanRuntime
 ///   integer `timesteps` (I64) the DiT was given and the `sigmas` (N + 1) of the schedule.
 public enum ComponentForward {
     /// Options of a run: the checkpoint, the inputs (names optionally prefixed, e.g. `case1.x`), the output
-    /// file, an optional config JSON (DiT), the precision (`fp32`, `fp16`, `bf16`) and text length.
+    /// file, an optional config JSON (DiT), the precision (`fp32`, `fp16`, `bf16`; `fp8` for the DiT; the VAE's fp16 is
+    /// `WanVAE.fp16Compute`) and text length.
     public struct Options: Sendable {
         public var component: String
         public var weights: String
@@ -47,6 +48,9 @@ public enum ComponentForward {
         }
         if o.precision == "fp8" && !["dit", "sample"].contains(o.component) {
             throw RuntimeError.invalidArgument("precision fp8 applies to the DiT (dit, sample); \(o.component) runs in fp32, fp16 or bf16")
+        }
+        if o.precision == "bf16" && o.component.hasPrefix("vae") {
+            throw RuntimeError.invalidArgument("precision bf16: the VAE runs in fp32 or fp16 (fp16-compute convolutions)")
         }
         let reader = try CheckpointFile.open(o.inputs)
         func has(_ name: String) -> Bool { reader.entry(o.inputPrefix + name) != nil }
@@ -111,7 +115,7 @@ public enum ComponentForward {
             let context = try encoder.encode(prompts, textLength: o.textLen ?? 512)
             results.append(("context", context.shape, try device.read(context)))
         case "vae-decode", "vae-encode":
-            let vae = try WanVAE.load(path: o.weights, device: device)
+            let vae = try WanVAE.load(path: o.weights, device: device, fp16Compute: o.precision == "fp16")
             let decode = o.component == "vae-decode"
             let input = try tensor(decode ? "latent" : "video")
             // [C, T, H, W], or [1, C, T, H, W] as PyTorch batches it.

@@ -28,7 +28,7 @@ public struct GenerateArguments: Sendable, Equatable {
                      [--noise FILE.safetensors] [--precision fp32|fp16|bf16|fp8] [--cfg batch|sequential] [--fps N]
                      [--device D] [--text-device D] [--dit-device D] [--vae-device D] [--tokenizer FILE]
                      [--out video.mp4|video.y4m|image.png|frames/|frames/%04d.png] [--vram-budget SIZE]
-                     [--vae-tiling on|off|TILE/STRIDE] [--no-cpu-fallback] [--quiet]
+                     [--vae-tiling on|off|TILE/STRIDE] [--vae-precision fp32|fp16] [--no-cpu-fallback] [--quiet]
         """
 
     public init() {}
@@ -113,6 +113,10 @@ public struct GenerateArguments: Sendable, Equatable {
             case "--quiet", "-q": a.quiet = true
             case "--no-cpu-fallback": a.settings.allowCPUFallback = false
             case "--vram-budget": a.settings.vramBudget = try MemorySize.parse(try value(flag))
+            case "--vae-precision":
+                let v = try value(flag)
+                guard ["fp32", "fp16"].contains(v) else { try fail("--vae-precision \(v): expected fp32 or fp16") }
+                a.settings.vaeFP16Compute = v == "fp16"
             case "--vae-tiling":
                 // "on" (256-pixel tiles every 192 pixels, as diffusers), "off", or TILE/STRIDE in pixels.
                 let v = try value(flag).lowercased()

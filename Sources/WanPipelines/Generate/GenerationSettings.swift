@@ -36,6 +36,9 @@ public struct GenerationSettings: Sendable, Equatable {
     public var noisePath: String?
     /// Storage of the DiT's matmul weights.
     public var precision: WanDiT.Precision = .fp32
+    /// VAE convolutions with fp16 operands on tensor cores (`WanVAE.fp16Compute`, `--vae-precision fp16`); false:
+    /// fp32 as the official code.
+    public var vaeFP16Compute = false
     /// Classifier-free guidance as a batch of 2 or two passes; nil: a batch of 2 unless the memory plan needs
     /// two passes.
     public var cfgMode: CFGMode?

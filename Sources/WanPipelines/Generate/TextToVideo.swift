@@ -170,7 +170,7 @@ public final class TextToVideo {
 
         // 3. VAE: decode frame by frame into the writer (a fallback only before the first frame is written).
         try stage("vae decode", on: devices.vae, canRetry: { writer.framesWritten == 0 }) { device in
-            let vae = try loadVAE(on: device)
+            let vae = try loadVAE(on: device, fp16Compute: settings.vaeFP16Compute)
             guard vae.config.zDim == latentShape[0] else {
                 throw GenerationError.modelFiles("the VAE has \(vae.config.zDim) latent channels, the DiT makes \(latentShape[0])")
             }
@@ -209,7 +209,8 @@ public final class TextToVideo {
             width: settings.width, height: settings.height, frames: settings.frames, fps: settings.fps,
             steps: settings.steps, shift: settings.shift, guidance: Double(settings.guidance),
             sampler: settings.sampler.rawValue, modelFiles: modelFileList, timings: timings,
-            device: placement, precision: settings.precision.rawValue, output: target.url.path)
+            device: placement, precision: settings.precision.rawValue + (settings.vaeFP16Compute ? ", vae fp16" : ""),
+            output: target.url.path)
         record.noiseFile = settings.noisePath
         record.notes = notes.isEmpty ? nil : notes
         try record.write(to: target.sidecarURL)
@@ -383,9 +384,11 @@ public final class TextToVideo {
                                   allowCPU: settings.allowCPUFallback)
     }
 
-    func loadVAE(on device: Device) throws -> WanVAE {
-        if let arch = randomArchitecture { return try TinyWanModel.vae(config: arch.vae, on: device) }
+    func loadVAE(on device: Device, fp16Compute: Bool) throws -> WanVAE {
+        if let arch = randomArchitecture {
+            return try TinyWanModel.vae(config: arch.vae, on: device, fp16Compute: fp16Compute)
+        }
         guard case let .files(f) = source else { throw GenerationError.modelFiles("no VAE") }
-        return try WanVAE.load(path: f.vae, device: device)
+        return try WanVAE.load(path: f.vae, device: device, fp16Compute: fp16Compute)
     }
 }

@@ -123,9 +123,9 @@ public enum TinyWanModel {
     }
 
     /// A VAE of `config` (default: the tiny one) with seeded random weights on `device` (Wan 2.1's latent mean and std).
-    public static func vae(config: WanVAEConfig = vaeConfig, on device: Device) throws -> WanVAE {
+    public static func vae(config: WanVAEConfig = vaeConfig, on device: Device, fp16Compute: Bool = false) throws -> WanVAE {
         try WanVAE(config: config, weights: randomWeights(config.expectedTensors(), seed: weightSeed ^ 3, on: device),
-                   device: device)
+                   device: device, fp16Compute: fp16Compute)
     }
 
     /// FNV-1a of a tensor name, the per-tensor part of its seed.
