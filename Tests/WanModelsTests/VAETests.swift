@@ -77,8 +77,8 @@ private func errorText(_ body: () throws -> Void) -> String {
 
     /// `fp16Compute`: every convolution on tensor cores with fp16 operands (emulated on devices without them) stays
     /// within fp16 tolerance (3e-2 at the worst pixel, 5e-3 root mean square, relative) of diffusers' fp32 decode and differs from our fp32 decode (so the path ran); the CPU
-    /// computes fp32 either way. Vulkan decodes 5 latent frames, the CPU 2.
-    @Test func decodeWithFP16Compute() throws {
+    /// computes fp32 either way. Vulkan decodes 5 latent frames and encodes 9 frames (1e-2), the CPU decodes 2.
+    @Test func fp16ComputeMatchesReference() throws {
         let cases = try CheckpointFile.open(VAEFixture.path("cases.safetensors"))
         let (h, w) = (VAEFixture.height / 8, VAEFixture.width / 8)
         for device in try CheckpointTestDevices.all() {
@@ -92,9 +92,17 @@ private func errorText(_ body: () throws -> Void) -> String {
             let tensorCores = device.conv3dUsesTensorCores(x: .f32, weight: .f32, fp16Compute: true)
             // Emulated on lavapipe (32 KiB of shared memory): a 64x64 tile of 4 subgroups.
             let emulated = device.vulkan != nil && !tensorCores
-            let video = try Conv3DCoopmat.$emulatedForTests.withValue(
-                emulated ? (CoopmatEmulation(), GEMMCoopmat.Tile(bm: 64, bn: 64, bk: 32, wm: 32, wn: 32)) : nil) {
+            let emulation = emulated ? (CoopmatEmulation(), GEMMCoopmat.Tile(bm: 64, bn: 64, bk: 32, wm: 32, wn: 32)) : nil
+            let video = try Conv3DCoopmat.$emulatedForTests.withValue(emulation) {
                 try vae.decode(latent: latent, frames: frames, height: h, width: w)
+            }
+            if device.vulkan != nil {
+                // The encoder (its stride-2 convolutions) too: 9 frames.
+                let encoded = try Conv3DCoopmat.$emulatedForTests.withValue(emulation) {
+                    try vae.encode(video: try cases.floats("encode9.video"), frames: 9, height: VAEFixture.height, width: VAEFixture.width)
+                }
+                let e = relativeMaxError(encoded, try cases.floats("encode9.latent"))
+                #expect(e <= 1e-2, "\(device.name) fp16-compute encode 9: relative max error \(e) (measured on lavapipe: 1.1e-3)")
             }
             // fp16 operands (unit roundoff 2^-11) through the decoder's convolutions: measured on lavapipe 1.3e-2 at the
             // worst pixel, 2.0e-3 root mean square.
