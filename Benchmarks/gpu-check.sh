@@ -12,7 +12,7 @@
 # GEMM_TILES / CONV_TILES / ATTN_TILES sweep the tensor-core kernels' tiles. Logs land in $OUT (the device tool's folder).
 # Seen on an H200 (2026-12-04): 222 tests pass in ~55 s; `gemm attention conv3d models pipeline` take ~5 min.
 # The next run's questions (see the tensor-core peak rows first): TEST_TIMEOUT=85 BENCH_TIMEOUT=240 REPEATS=2
-#   GEMM_TILES="128x128x64x64x32 128x128x32x64x64" bash Benchmarks/gpu-check.sh device gemm attention conv3d vae
+#   GEMM_TILES="128x128x32x64x64 64x64x64x32x32" bash Benchmarks/gpu-check.sh device gemm attention conv3d vae
 #
 # The device half unpacks the Vulkan loader and OpenBLAS, prints `wan devices`, runs the kernel tests
 # (Swift Testing) on the GPU's Vulkan driver, then prints the wan-bench tables at full Wan shapes.
