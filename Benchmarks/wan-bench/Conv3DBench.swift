@@ -46,42 +46,29 @@ let conv3dSuite = BenchSuite(name: "conv3d") { ctx in
                                                shape: [s.cout, s.cin, p.kernelT, p.kernelH, p.kernelW], dtype: dtype)
                 let bias = try device.tensor(Bench.random(s.cout, seed: 4), shape: [s.cout], dtype: dtype)
                 let out = try device.empty([1, s.cout, size.t, size.h, size.w], dtype: dtype)
-                let ms = try Bench.time(device, repeats: repeats) {
-                    try $0.conv3d(x, weight: weight, bias: bias, cache: cache, params: p, out: out)
-                }
                 let bytes = (x.count + (cache?.count ?? 0) + weight.count + s.cout + out.count) * dtype.size
                 let shape = "\(s.cin)→\(s.cout) \(s.t)x\(s.h)x\(s.w)\(s.cached > 0 ? "+\(s.cached)" : "") s\(p.strideT)x\(p.strideH)x\(p.strideW)"
-                let tensorCores = device.conv3dUsesTensorCores(x: dtype, weight: dtype, cache: cache?.dtype)
-                rows.append(BenchRow(kernel: "conv3d \(s.name) \(dtype)\(tensorCores ? " coopmat" : "")", shape: shape,
-                                     device: Bench.label(device), ms: ms, flops: flops, bytes: Double(bytes),
-                                     memoryBytes: device.memoryStatistics.used))
-                if tensorCores {
-                    // The tiled (CUDA-core) kernel on the same operands, for comparison.
-                    setenv("WAN_CONV_COOPMAT", "0", 1)
-                    defer { unsetenv("WAN_CONV_COOPMAT") }
+                // One timed row of this convolution, with an environment setting in force (the variant's override).
+                func row(_ kernel: String, env: (String, String)? = nil, fp16Compute: Bool = false) throws {
+                    if let env { setenv(env.0, env.1, 1) }
+                    defer { if let env { unsetenv(env.0) } }
                     let ms = try Bench.time(device, repeats: repeats) {
-                        try $0.conv3d(x, weight: weight, bias: bias, cache: cache, params: p, out: out)
+                        try $0.conv3d(x, weight: weight, bias: bias, cache: cache, params: p, out: out, fp16Compute: fp16Compute)
                     }
-                    rows.append(BenchRow(kernel: "conv3d \(s.name) \(dtype) tiled", shape: shape, device: Bench.label(device), ms: ms,
+                    rows.append(BenchRow(kernel: "conv3d \(s.name) " + kernel, shape: shape, device: Bench.label(device), ms: ms,
                                          flops: flops, bytes: Double(bytes), memoryBytes: device.memoryStatistics.used))
                 }
-                if tensorCores && device.coopmatAPIs.count > 1 {
-                    // The tensor-core kernel on the other cooperative-matrix API (VK_KHR_cooperative_matrix).
-                    setenv("WAN_COOPMAT_API", "khr", 1)
-                    defer { unsetenv("WAN_COOPMAT_API") }
-                    let ms = try Bench.time(device, repeats: repeats) {
-                        try $0.conv3d(x, weight: weight, bias: bias, cache: cache, params: p, out: out)
-                    }
-                    rows.append(BenchRow(kernel: "conv3d \(s.name) \(dtype) coopmat khr", shape: shape, device: Bench.label(device), ms: ms,
-                                         flops: flops, bytes: Double(bytes), memoryBytes: device.memoryStatistics.used))
+                let tensorCores = device.conv3dUsesTensorCores(x: dtype, weight: dtype, cache: cache?.dtype)
+                try row("\(dtype)\(tensorCores ? " coopmat" : "")")
+                if tensorCores {
+                    // The tiled (CUDA-core) kernel on the same operands, and the tensor-core one on the other
+                    // cooperative-matrix API (VK_KHR_cooperative_matrix) where built, for comparison.
+                    try row("\(dtype) tiled", env: ("WAN_CONV_COOPMAT", "0"))
+                    if device.coopmatAPIs.count > 1 { try row("\(dtype) coopmat khr", env: ("WAN_COOPMAT_API", "khr")) }
                 }
                 if dtype == .f32 && device.conv3dUsesTensorCores(x: .f32, weight: .f32, cache: cache?.dtype, fp16Compute: true) {
                     // f32 tensors with fp16 compute allowed: rounded to fp16 while staged, on tensor cores.
-                    let ms = try Bench.time(device, repeats: repeats) {
-                        try $0.conv3d(x, weight: weight, bias: bias, cache: cache, params: p, out: out, fp16Compute: true)
-                    }
-                    rows.append(BenchRow(kernel: "conv3d \(s.name) f32 coopmat (fp16 compute)", shape: shape, device: Bench.label(device),
-                                         ms: ms, flops: flops, bytes: Double(bytes), memoryBytes: device.memoryStatistics.used))
+                    try row("f32 coopmat (fp16 compute)", fp16Compute: true)
                 }
             }
         }
