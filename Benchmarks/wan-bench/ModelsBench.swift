@@ -118,7 +118,7 @@ private func modelRows(_ part: String, _ ctx: BenchContext) throws -> [BenchRow]
                 rows.append(BenchRow(kernel: (real ? "VAE decode (Wan 2.1)" : "VAE decode tiny (dim 8)") + " fp16 compute",
                                      shape: "2 latent frames -> 5 x \(8 * lh)x\(8 * lw)", device: Bench.label(device), ms: ms,
                                      memoryBytes: device.memoryStatistics.peak,
-                                     note: String(format: "peak device memory; max |diff| to fp32 %.1e", diff)))
+                                     note: String(format: "peak device memory (the fp32 VAE's graphs alive too); max |diff| to fp32 %.1e", diff)))
             }
         }
     }

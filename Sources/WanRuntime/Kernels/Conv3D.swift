@@ -250,16 +250,15 @@ extension CommandList {
         case let .vulkan(r):
             let caps = r.device.capabilities
             try CoopmatAPI.checkEnvironment()
-            if coopmatEmulation != nil || (coopmat ?? Conv3DCoopmat.chosen(caps, x: x.dtype, weight: weight.dtype, cache: cacheUsed?.dtype,
-                                                                            fp16Compute: fp16Compute)) {
+            // Emulated where asked (tests), or where the test hook stands in for tensor cores this device lacks.
+            let emulated = coopmatEmulation.map { ($0, coopmatTile) }
+                ?? (coopmat == nil && !Conv3DCoopmat.supported(caps)
+                    && Conv3DCoopmat.wanted(x: x.dtype, weight: weight.dtype, cache: cacheUsed?.dtype, fp16Compute: fp16Compute)
+                    ? Conv3DCoopmat.emulatedForTests.map { ($0.emulation, $0.tile) } : nil)
+            if emulated != nil || (coopmat ?? Conv3DCoopmat.chosen(caps, x: x.dtype, weight: weight.dtype, cache: cacheUsed?.dtype,
+                                                                   fp16Compute: fp16Compute)) {
                 try r.conv3dCoopmat(g, x: x, weight: weight, bias: bias, cache: cacheUsed, residual: residual, out: out,
-                                    tile: coopmatTile, emulation: coopmatEmulation, label: label)
-                return
-            }
-            if coopmat == nil, !Conv3DCoopmat.supported(caps), let e = Conv3DCoopmat.emulatedForTests,
-               Conv3DCoopmat.wanted(x: x.dtype, weight: weight.dtype, cache: cacheUsed?.dtype, fp16Compute: fp16Compute) {
-                try r.conv3dCoopmat(g, x: x, weight: weight, bias: bias, cache: cacheUsed, residual: residual, out: out,
-                                    tile: e.tile, emulation: e.emulation, label: label)
+                                    tile: emulated?.1 ?? coopmatTile, emulation: emulated?.0, label: label)
                 return
             }
             let tl: Conv3DTile

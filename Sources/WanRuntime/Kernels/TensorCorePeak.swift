@@ -69,8 +69,11 @@ extension CommandList {
             name = chosen.rawValue
         }
         let threads = 32 * subgroups
+        // The shader's shared memory: 4 copies each of A and B (16 rows of 24 halves) as float16_t and again as uvec4,
+        // and 256 floats of output tile per subgroup.
+        let fragmentBytes = 2 * (2 * 4 * 16 * 24 * 2)
         guard threads <= caps.maxComputeWorkGroupInvocations, threads <= caps.maxComputeWorkGroupSize[0],
-              2 * (2 * 4 * 16 * 24 * 2) + threads * 8 * 4 + (emulation != nil ? CoopmatEmulation.sharedBytes(threads: threads) : 0)
+              fragmentBytes + threads * 8 * 4 + (emulation != nil ? CoopmatEmulation.sharedBytes(threads: threads) : 0)
                 <= caps.maxComputeSharedMemorySize else {
             throw RuntimeError.invalidArgument("\(op): \(subgroups) subgroups do not fit \(caps.deviceName)")
         }
