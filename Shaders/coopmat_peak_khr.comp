@@ -1,5 +1,5 @@
 #version 450
-// The tensor-core throughput probe (include/coopmat_peak.glsl) on VK_KHR_cooperative_matrix (glslang 13 or newer: an optional build, Benchmarks/glslang-khr.sh).
+// The tensor-core throughput probe (include/coopmat_peak.glsl) on VK_KHR_cooperative_matrix (glslang 13 or newer: an optional build, Benchmarks/glslang-newer.sh).
 #define CM_KHR 1
 #extension GL_GOOGLE_include_directive : enable
 #include "coopmat_peak.glsl"

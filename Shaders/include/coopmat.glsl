@@ -1,6 +1,6 @@
 // 16x16 cooperative-matrix fragments for the tensor-core shaders, in one of three dialects chosen by the including
 // file: VK_NV_cooperative_matrix (the default); VK_KHR_cooperative_matrix (CM_KHR: needs glslang 13 or newer, an
-// optional build, see Benchmarks/glslang-khr.sh); or, with CM_EMULATE, an emulation on ordinary invocations that
+// optional build, see Benchmarks/glslang-newer.sh); or, with CM_EMULATE, an emulation on ordinary invocations that
 // runs on any device (lavapipe in CI), so that the shaders' own logic (staging, edges, softmax, epilogues) is
 // tested without tensor cores.
 //

@@ -27,3 +27,41 @@ typedef struct WanPhysicalDeviceCooperativeMatrixFeaturesKHR {
     VkBool32 cooperativeMatrix;
     VkBool32 cooperativeMatrixRobustBufferAccess;
 } WanPhysicalDeviceCooperativeMatrixFeaturesKHR;
+
+// VK_NV_cooperative_matrix2 (Vulkan headers 1.3.300): workgroup-scope matrices, flexible dimensions, tensor addressing.
+#define WAN_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_2_FEATURES_NV 1000593000
+#define WAN_STRUCTURE_TYPE_COOPERATIVE_MATRIX_FLEXIBLE_DIMENSIONS_PROPERTIES_NV 1000593001
+#define WAN_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_2_PROPERTIES_NV 1000593002
+typedef struct WanPhysicalDeviceCooperativeMatrix2FeaturesNV {
+    VkStructureType sType;
+    void *pNext;
+    VkBool32 cooperativeMatrixWorkgroupScope;
+    VkBool32 cooperativeMatrixFlexibleDimensions;
+    VkBool32 cooperativeMatrixReductions;
+    VkBool32 cooperativeMatrixConversions;
+    VkBool32 cooperativeMatrixPerElementOperations;
+    VkBool32 cooperativeMatrixTensorAddressing;
+    VkBool32 cooperativeMatrixBlockLoads;
+} WanPhysicalDeviceCooperativeMatrix2FeaturesNV;
+typedef struct WanPhysicalDeviceCooperativeMatrix2PropertiesNV {
+    VkStructureType sType;
+    void *pNext;
+    uint32_t cooperativeMatrixWorkgroupScopeMaxWorkgroupSize;
+    uint32_t cooperativeMatrixFlexibleDimensionsMaxDimension;
+    uint32_t cooperativeMatrixWorkgroupScopeReservedSharedMemory;
+} WanPhysicalDeviceCooperativeMatrix2PropertiesNV;
+typedef struct WanCooperativeMatrixFlexibleDimensionsPropertiesNV {
+    VkStructureType sType;
+    void *pNext;
+    uint32_t MGranularity;
+    uint32_t NGranularity;
+    uint32_t KGranularity;
+    uint32_t AType;
+    uint32_t BType;
+    uint32_t CType;
+    uint32_t ResultType;
+    VkBool32 saturatingAccumulation;
+    uint32_t scope;
+    uint32_t workgroupInvocations;
+} WanCooperativeMatrixFlexibleDimensionsPropertiesNV;
+typedef VkResult (*WanPFNGetCooperativeMatrixFlexibleDimensionsPropertiesNV)(VkPhysicalDevice, uint32_t *, WanCooperativeMatrixFlexibleDimensionsPropertiesNV *);

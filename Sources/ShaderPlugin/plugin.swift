@@ -7,9 +7,10 @@ import PackagePlugin
 /// `Shaders/include/` are inputs of every command (SwiftPM has no depfiles). `GLSLANG_VALIDATOR`
 /// overrides the compiler path.
 ///
-/// Shaders named `*_khr.comp` (VK_KHR_cooperative_matrix) need glslang 13 or newer, which Debian 12 lacks: they
-/// are compiled with `WAN_GLSLANG_KHR`, else `.glslang/glslangValidator` in the package (installed by
-/// `Benchmarks/glslang-khr.sh`); with neither, their SPIR-V is empty ("not built", which the runtime reports).
+/// Shaders named `*_khr.comp` (VK_KHR_cooperative_matrix) and `*_cm2.comp` (VK_NV_cooperative_matrix2, SPIR-V 1.6)
+/// need a newer glslang than Debian 12's (13 and 15): they are compiled with `WAN_GLSLANG_NEWER`, else
+/// `.glslang/glslangValidator` in the package (built by `Benchmarks/glslang-newer.sh`); with neither, their SPIR-V is
+/// empty ("not built", which the runtime reports).
 /// SwiftPM keeps the commands of an earlier plugin run, so the script clears `.build/plugins/outputs` after installing.
 @main
 struct ShaderPlugin: BuildToolPlugin {
@@ -21,22 +22,23 @@ struct ShaderPlugin: BuildToolPlugin {
         let includes = files.filter { $0.pathExtension == "glsl" }
         let includeDir = target.directoryURL.appendingPathComponent("include").path
         let work = context.pluginWorkDirectoryURL
-        let localKHR = context.package.directoryURL.appendingPathComponent(".glslang/glslangValidator").path
-        let glslangKHR = env["WAN_GLSLANG_KHR"] ?? (FileManager.default.isExecutableFile(atPath: localKHR) ? localKHR : nil)
+        let localNewer = context.package.directoryURL.appendingPathComponent(".glslang/glslangValidator").path
+        let glslangNewer = env["WAN_GLSLANG_NEWER"] ?? (FileManager.default.isExecutableFile(atPath: localNewer) ? localNewer : nil)
         return files.filter { $0.pathExtension == "comp" }.map { comp in
             let name = comp.deletingPathExtension().lastPathComponent
             let spv = work.appendingPathComponent("\(name).spv").path
             let out = work.appendingPathComponent("SPIRV_\(name).swift")
-            let khr = name.hasSuffix("_khr")
+            let cm2 = name.hasSuffix("_cm2")
+            let newer = name.hasSuffix("_khr") || cm2
             let script: String
-            if khr && glslangKHR == nil {
+            if newer && glslangNewer == nil {
                 script = """
-                    printf '// %s.comp was not built: it needs glslang 13 or newer (Benchmarks/glslang-khr.sh).\\nextension SPIRV {\\n    public static let %s: String = ""\\n}\\n' '\(name)' '\(name)' > '\(out.path)'
+                    printf '// %s.comp was not built: it needs a newer glslang (Benchmarks/glslang-newer.sh).\\nextension SPIRV {\\n    public static let %s: String = ""\\n}\\n' '\(name)' '\(name)' > '\(out.path)'
                     """
             } else {
                 // glslang echoes the file name on success; on failure run it again so its errors are shown.
-                let compiler = khr ? glslangKHR ?? glslang : glslang
-                let compile = "'\(compiler)' -V --target-env vulkan1.2 -I'\(includeDir)' -o '\(spv)' '\(comp.path)'"
+                let compiler = newer ? glslangNewer ?? glslang : glslang
+                let compile = "'\(compiler)' -V --target-env \(cm2 ? "vulkan1.3" : "vulkan1.2") -I'\(includeDir)' -o '\(spv)' '\(comp.path)'"
                 script = """
                     set -e
                     if ! \(compile) >/dev/null 2>&1; then \(compile) >&2 || true; exit 1; fi

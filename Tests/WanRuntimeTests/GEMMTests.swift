@@ -330,7 +330,7 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
                        transA: Bool = false, transB: Bool = true, aType: DType = .f16, bType: DType = .f16,
                        outType: DType = .f32, alpha: Float = 1, bias: Bool = false, activation: Activation = .none,
                        residualType: DType? = nil, perColumnScale: Bool = false, tile: GEMMCoopmat.Tile? = nil,
-                       seed: UInt64, sourceLocation: SourceLocation = #_sourceLocation) throws {
+                       coopmat2: GEMMCoopmat2.Tile? = nil, seed: UInt64, sourceLocation: SourceLocation = #_sourceLocation) throws {
         var rng = TestRandom(seed: seed)
         let batchDims: [Int] = batchA > 0 ? [batchA] : batchB > 0 ? [batchB] : []
         let batch = batchDims.first ?? 1
@@ -366,7 +366,8 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
         let cl = try CommandList(device: d)
         try cl.gemm(at, bt, out: out, transposeA: transA, transposeB: transB, alpha: alpha, bias: biasT,
                     activation: activation, residual: resT, weightScale: st, tile: nil, coopmat: true,
-                    coopmatTile: tile ?? emulation.map { _ in Self.emulatedTile }, coopmatEmulation: emulation)
+                    coopmatTile: tile ?? emulation.map { _ in Self.emulatedTile }, coopmatEmulation: emulation,
+                    coopmat2: coopmat2 != nil, coopmat2Tile: coopmat2)
         try cl.run()
 
         var want = [Double](repeating: 0, count: batch * m * n)
@@ -391,7 +392,7 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
         let err = maxRelativeError(try d.read(out), want)
         let label = "\(batchA)/\(batchB) \(m)x\(n)x\(k) A\(transA ? "ᵀ" : "") \(aType) B\(transB ? "ᵀ" : "") \(bType) -> \(outType)"
             + " bias \(bias) \(activation) res \(residualType.map { "\($0)" } ?? "-") scale \(perColumnScale)"
-        #expect(err <= Self.tolerance, "\(d.name) coopmat\(emulation != nil ? " (emulated)" : "") \(label): error \(err)",
+        #expect(err <= Self.tolerance, "\(d.name) \(coopmat2.map { "coopmat2 \($0)" } ?? "coopmat")\(emulation != nil ? " (emulated)" : "") \(label): error \(err)",
                 sourceLocation: sourceLocation)
     }
 
@@ -484,5 +485,136 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
             try check(d, emulation: e, m: 150, n: 133, k: 70, transA: false, transB: true, bias: true, activation: .geluTanh, tile: t, seed: 500 + UInt64(i))
             try check(d, emulation: e, m: bm, n: bn, k: bk, transA: i % 2 == 1, transB: true, aType: .f32, bType: .bf16, tile: t, seed: 600 + UInt64(i))
         }
+    }
+
+    /// What the coopmat2 GEMM needs of a device (`GEMMCoopmat2.offered`/`shape`) and of its operands (`eligible`), and
+    /// its tile syntax: checked on every device with its capabilities edited.
+    @Test func coopmat2Policy() throws {
+        #expect(try GEMMCoopmat2.Tile(parsing: "128x128x32") == GEMMCoopmat2.defaultTile)
+        for bad in ["128x128", "128x120x32", "0x128x32", "axbxc"] {
+            #expect(throws: RuntimeError.self, "\(bad)") { try GEMMCoopmat2.Tile(parsing: bad) }
+        }
+        guard let d = try TestDevices.vulkan(), var caps = d.vulkan?.capabilities else { return }
+        let wg = Capabilities.FlexibleShape(mGranularity: 16, nGranularity: 16, kGranularity: 16, a: "f16", b: "f16", c: "f32",
+                                            result: "f32", scope: "workgroup", workgroupInvocations: 256)
+        caps.apiVersion = "1.4.312"
+        caps.shaderFloat16 = true
+        caps.vulkanMemoryModel = true
+        caps.maxComputeWorkGroupSize = [1024, 1024, 64]
+        let full = Capabilities.CooperativeMatrix2(workgroupScope: true, flexibleDimensions: true, reductions: true, conversions: true,
+                                                   perElementOperations: true, tensorAddressing: true, blockLoads: true,
+                                                   maxWorkgroupSize: 256, maxDimension: 256, reservedSharedMemory: 1024,
+                                                   shapes: [wg.with(\.scope, "subgroup"), wg.with(\.c, "f16"), wg])
+        caps.cooperativeMatrix2 = full
+        #expect(GEMMCoopmat2.offered(caps) && GEMMCoopmat2.shape(caps) == wg, "the f32-accumulating workgroup shape")
+        #expect(GEMMCoopmat2.enable(caps) == GEMMCoopmat2.built)
+        caps.cooperativeMatrix2Enabled = false
+        #expect(!GEMMCoopmat2.supported(caps), "not enabled on the opened device")
+        for missing in [\Capabilities.CooperativeMatrix2.workgroupScope, \.flexibleDimensions, \.perElementOperations,
+                        \.tensorAddressing, \.blockLoads] {
+            var c = caps
+            c.cooperativeMatrix2?[keyPath: missing] = false
+            #expect(!GEMMCoopmat2.offered(c), "\(missing)")
+        }
+        var c = caps
+        c.apiVersion = "1.2.250"
+        #expect(!GEMMCoopmat2.offered(c), "SPIR-V 1.6 needs Vulkan 1.3")
+        c = caps
+        c.cooperativeMatrix2?.maxWorkgroupSize = 128
+        #expect(!GEMMCoopmat2.offered(c), "a shape whose workgroup exceeds the limit")
+        c = caps
+        c.cooperativeMatrix2 = nil
+        #expect(!GEMMCoopmat2.offered(c) && GEMMCoopmat2.shape(c) == nil)
+        // Tiles: multiples of the granularities, within the maximum dimension.
+        #expect(GEMMCoopmat2.defaultTile.fits(wg, maxDimension: 256))
+        #expect(!GEMMCoopmat2.Tile(bm: 512, bn: 128, bk: 32).fits(wg, maxDimension: 256))
+        #expect(!GEMMCoopmat2.Tile(bm: 128, bn: 128, bk: 32).fits(wg.with(\.kGranularity, 64), maxDimension: 256))
+        // Operands: an f32 or f16 output, 16-byte aligned bases and batch strides.
+        let a = try d.empty([3, 8, 16], dtype: .f16), b = try d.empty([16, 24], dtype: .f16)
+        let out = try d.empty([3, 8, 24]), out16 = try d.empty([3, 8, 24], dtype: .f16), outBF = try d.empty([3, 8, 24], dtype: .bf16)
+        #expect(GEMMCoopmat2.eligible(a: a, b: b, out: out, residual: nil, strideA: 128, strideB: 0, strideOut: 192))
+        #expect(GEMMCoopmat2.eligible(a: a, b: b, out: out16, residual: out, strideA: 128, strideB: 0, strideOut: 192))
+        #expect(!GEMMCoopmat2.eligible(a: a, b: b, out: outBF, residual: nil, strideA: 128, strideB: 0, strideOut: 192))
+        #expect(!GEMMCoopmat2.eligible(a: a, b: b, out: out, residual: nil, strideA: 124, strideB: 0, strideOut: 192), "8 rows of odd K")
+        let view = try a.view(atByteOffset: 8, shape: [300], dtype: .f16)   // 8 bytes past an aligned base
+        #expect(!GEMMCoopmat2.eligible(a: view, b: b, out: out, residual: nil, strideA: 0, strideB: 0, strideOut: 0))
+    }
+
+    /// The coopmat2 GEMM against float64 where the device has VK_NV_cooperative_matrix2 and this build its shader;
+    /// elsewhere (lavapipe) forcing it is a clear error.
+    @Test func coopmat2Variant() throws {
+        guard let d = try TestDevices.vulkan(), let caps = d.vulkan?.capabilities else { return }
+        guard GEMMCoopmat2.supported(caps) else {
+            let at = try d.tensor([Float](repeating: 0.5, count: 6 * 8), shape: [6, 8], dtype: .f16)
+            let wt = try d.tensor([Float](repeating: 0.5, count: 5 * 8), shape: [5, 8], dtype: .f16)
+            let out = try d.empty([6, 5], dtype: .f32)
+            let cl = try CommandList(device: d)
+            #expect(throws: RuntimeError.self) {
+                try cl.gemm(at, wt, out: out, transposeA: false, transposeB: true, alpha: 1, bias: nil, activation: .none,
+                            residual: nil, tile: nil, coopmat2: true)
+            }
+            #expect(!GEMMCoopmat2.chosen(caps))
+            print("note: \(caps.deviceName): no coopmat2 GEMM (shader \(GEMMCoopmat2.built ? "built" : "not built"), VK_NV_cooperative_matrix2 \(caps.nvCooperativeMatrix2 ? "present" : "absent"))")
+            return
+        }
+        let t = GEMMCoopmat2.defaultTile
+        var seed: UInt64 = 1031
+        // Edges in M, N and K in every transpose combination (tensor layouts clamp; rows of odd length).
+        for (transA, transB) in [(false, true), (false, false), (true, false), (true, true)] {
+            try check(d, m: 150, n: 133, k: 70, transA: transA, transB: transB, bias: true, activation: .geluTanh, coopmat2: t, seed: seed)
+            try check(d, m: 136, n: 72, k: 64, transA: transA, transB: transB, coopmat2: t, seed: seed + 100)
+            seed += 1
+        }
+        try check(d, m: 300, n: 264, k: 520, coopmat2: t, seed: 1040)
+        // A in bf16 and f32, B in bf16 and f32 (decoded to fp16 while loading).
+        for aType in [DType.bf16, .f32] {
+            try check(d, m: 150, n: 133, k: 70, aType: aType, coopmat2: t, seed: 1050)
+            try check(d, m: 136, n: 72, k: 64, transA: true, aType: aType, bType: .bf16, coopmat2: t, seed: 1051)
+            try check(d, m: 136, n: 72, k: 64, aType: aType, bType: .f32, coopmat2: t, seed: 1052)
+        }
+        // FP8 weights (exact decode) with a per-column scale, both layouts; e5m2 with bf16 activations.
+        for transB in [true, false] {
+            try check(d, m: 150, n: 133, k: 70, transB: transB, bType: .f8e4m3fn, bias: true, perColumnScale: true, coopmat2: t, seed: 1060)
+            try check(d, m: 136, n: 72, k: 64, transB: transB, aType: .bf16, bType: .f8e5m2, coopmat2: t, seed: 1061)
+        }
+        // Batches (16-byte aligned strides): folded into M, transposed A with a shared B, both batched.
+        try check(d, m: 50, n: 40, k: 72, batchA: 3, coopmat2: t, seed: 1070)
+        try check(d, m: 48, n: 40, k: 70, batchA: 3, transA: true, transB: false, coopmat2: t, seed: 1071)
+        try check(d, m: 40, n: 48, k: 56, batchA: 3, batchB: 3, coopmat2: t, seed: 1073)
+        // Epilogues: alpha, bias, activations, residuals of each type; f16 output.
+        try check(d, m: 150, n: 133, k: 70, batchA: 2, alpha: 0.5, bias: true, activation: .geluTanh, residualType: .f32,
+                  coopmat2: t, seed: 1080)
+        try check(d, m: 136, n: 72, k: 64, outType: .f16, bias: true, activation: .geluErf, residualType: .bf16, coopmat2: t, seed: 1081)
+        try check(d, m: 136, n: 72, k: 64, aType: .bf16, bType: .f8e4m3fn, outType: .f16, bias: true, activation: .silu,
+                  residualType: .f16, perColumnScale: true, coopmat2: t, seed: 1082)
+        // The tiles a tuning sweep tries (WAN_GEMM_CM2_TILE).
+        if let shape = GEMMCoopmat2.shape(caps), let limits = caps.cooperativeMatrix2 {
+            for (i, text) in ["64x64x32", "128x256x32", "256x128x32", "128x128x64", "64x128x16"].enumerated() {
+                let tile = try GEMMCoopmat2.Tile(parsing: text)
+                guard tile.fits(shape, maxDimension: limits.maxDimension) else { continue }
+                try check(d, m: 300, n: 264, k: 520, transB: true, aType: .f32, bType: .bf16, coopmat2: tile, seed: 1100 + UInt64(i))
+                try check(d, m: 150, n: 133, k: 70, transA: true, transB: false, bias: true, coopmat2: tile, seed: 1200 + UInt64(i))
+            }
+        }
+        // An operand off 16 bytes: a clear error when forced; the policy keeps the other kernel.
+        let a = try d.tensor([Float](repeating: 0.5, count: 8 * 16 + 4), shape: [8 * 16 + 4], dtype: .f16)
+            .view(atByteOffset: 8, shape: [8, 16], dtype: .f16)
+        let b = try d.tensor([Float](repeating: 0.25, count: 16 * 24), shape: [24, 16], dtype: .f16)
+        let out = try d.empty([8, 24])
+        let cl = try CommandList(device: d)
+        #expect(throws: RuntimeError.self) {
+            try cl.gemm(a, b, out: out, transposeA: false, transposeB: true, alpha: 1, bias: nil, activation: .none, residual: nil,
+                        tile: nil, coopmat2: true)
+        }
+        TestDevices.checkValidation()
+    }
+}
+
+private extension Capabilities.FlexibleShape {
+    /// A copy with one property changed.
+    func with<T>(_ key: WritableKeyPath<Self, T>, _ value: T) -> Self {
+        var c = self
+        c[keyPath: key] = value
+        return c
     }
 }

@@ -2,7 +2,7 @@ import Foundation
 import WanShaders
 
 /// The Vulkan extension the tensor-core shaders run on: `VK_NV_cooperative_matrix` (always built), or
-/// `VK_KHR_cooperative_matrix` (built only with glslang 13 or newer: `Benchmarks/glslang-khr.sh`; Debian 12's
+/// `VK_KHR_cooperative_matrix` (built only with glslang 13 or newer: `Benchmarks/glslang-newer.sh`; Debian 12's
 /// glslang 12 cannot compile it). Both compile the same shader bodies through `Shaders/include/coopmat.glsl`.
 public enum CoopmatAPI: String, Sendable, CaseIterable {
     case nv, khr

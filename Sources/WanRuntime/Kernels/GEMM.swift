@@ -193,7 +193,7 @@ extension CommandList {
     func gemm(_ a: Tensor, _ b: Tensor, out: Tensor, transposeA: Bool, transposeB: Bool, alpha: Float,
               bias: Tensor?, activation: Activation, residual: Tensor?, weightScale: Tensor? = nil, tile: GEMMTile?,
               coopmat: Bool? = nil, fp16Compute: Bool = false, coopmatTile: GEMMCoopmat.Tile? = nil,
-              coopmatEmulation: CoopmatEmulation? = nil) throws {
+              coopmatEmulation: CoopmatEmulation? = nil, coopmat2: Bool? = nil, coopmat2Tile: GEMMCoopmat2.Tile? = nil) throws {
         let op = "gemm"
         try checkDevice([a, b, out] + [bias, residual, weightScale].compactMap { $0 }, op: op)
         for (name, t) in [("A", a), ("out", out)] + [("bias", bias), ("residual", residual)].compactMap({ n, t in t.map { (n, $0) } }) {
@@ -274,7 +274,34 @@ extension CommandList {
         case let .vulkan(r):
             let caps = r.device.capabilities
             try CoopmatAPI.checkEnvironment()
-            if coopmatEmulation != nil || (coopmat ?? GEMMCoopmat.chosen(caps, a: a.dtype, b: b.dtype, fp16Compute: fp16Compute)) {
+            let tensorCores = coopmat ?? GEMMCoopmat.chosen(caps, a: a.dtype, b: b.dtype, fp16Compute: fp16Compute)
+            let c2 = GEMMCoopmat2.self
+            let eligible2 = c2.eligible(a: a, b: b, out: out, residual: residual, strideA: strideA, strideB: strideB, strideOut: strideOut)
+            if coopmat2 ?? (coopmatEmulation == nil && tensorCores && c2.chosen(caps) && eligible2) {
+                guard c2.supported(caps), let shape = c2.shape(caps), let limits = caps.cooperativeMatrix2 else {
+                    throw RuntimeError.missingFeature(device: caps.deviceName, feature: "VK_NV_cooperative_matrix2 (workgroup scope, flexible dimensions, per-element operations, tensor addressing, block loads; fp16 x fp16 -> fp32) on Vulkan 1.3\(c2.built ? "" : ", in a build with glslang 15 (Benchmarks/glslang-newer.sh)")")
+                }
+                guard eligible2 else {
+                    throw RuntimeError.invalidArgument("\(op): the coopmat2 GEMM needs an f32 or f16 output and 16-byte aligned operands and batch strides")
+                }
+                let t = try coopmat2Tile ?? c2.tile()
+                guard t.fits(shape, maxDimension: limits.maxDimension) else {
+                    throw RuntimeError.invalidArgument("\(op): coopmat2 tile \(t) does not fit \(caps.deviceName)'s shape \(shape) (dimensions up to \(limits.maxDimension))")
+                }
+                let constants: [UInt32] = [
+                    UInt32(t.bm), UInt32(t.bn), UInt32(t.bk), 0, 0, UInt32(shape.workgroupInvocations),
+                    a.dtype.code, b.dtype.code, out.dtype.code, bias?.dtype.code ?? 0, residual?.dtype.code ?? 0,
+                    transposeA ? 1 : 0, transposeB ? 1 : 0, bias != nil ? 1 : 0, residual != nil ? 1 : 0,
+                    activation.code, scaleMode,
+                ]
+                let groups = ((n + t.bn - 1) / t.bn, (mm + t.bm - 1) / t.bm, min(nb, caps.maxComputeWorkGroupCount[2]))
+                try r.dispatch(Kernel(name: "gemm_cm2", spirv: SPIRV.gemm_cm2), constants: constants,
+                               push: gemmPush(a, b, out, bias, residual, weightScale, mm, n, k, nb, strideA, strideB, strideOut, alpha),
+                               groups: groups, reads: [a, b] + [bias, residual, weightScale].compactMap { $0 }, writes: [out],
+                               label: label + " [coopmat2 \(t)]")
+                return
+            }
+            if coopmatEmulation != nil || tensorCores {
                 let emulated = coopmatEmulation != nil
                 guard emulated ? CoopmatEmulation.supported(caps) : GEMMCoopmat.supported(caps) else {
                     throw RuntimeError.missingFeature(device: caps.deviceName, feature: emulated ? "fp16 arithmetic (emulated cooperative matrices)"

@@ -11,6 +11,26 @@ public struct Capabilities: Sendable, CustomStringConvertible {
         public var description: String { "\(m)x\(n)x\(k) A \(a) B \(b) C \(c) R \(result) (\(scope))" }
     }
 
+    /// One flexible-dimension shape of VK_NV_cooperative_matrix2: matrix sizes are multiples of the granularities,
+    /// and workgroup-scope shapes need exactly `workgroupInvocations` invocations.
+    public struct FlexibleShape: Sendable, Hashable, CustomStringConvertible {
+        public var mGranularity, nGranularity, kGranularity: Int
+        public var a, b, c, result: String
+        public var scope: String
+        public var workgroupInvocations: Int
+        public var description: String {
+            "M%\(mGranularity) N%\(nGranularity) K%\(kGranularity) A \(a) B \(b) C \(c) R \(result) (\(scope)\(scope == "workgroup" ? ", \(workgroupInvocations) invocations" : ""))"
+        }
+    }
+
+    /// What VK_NV_cooperative_matrix2 offers on a device.
+    public struct CooperativeMatrix2: Sendable {
+        public var workgroupScope, flexibleDimensions, reductions, conversions: Bool
+        public var perElementOperations, tensorAddressing, blockLoads: Bool
+        public var maxWorkgroupSize, maxDimension, reservedSharedMemory: Int
+        public var shapes: [FlexibleShape]
+    }
+
     public var deviceName: String
     public var deviceType: String
     public var vendorID: UInt32
@@ -47,6 +67,10 @@ public struct Capabilities: Sendable, CustomStringConvertible {
     public var khrCooperativeMatrix: Bool
     public var nvCooperativeMatrix2: Bool
     public var khrShaderBFloat16: Bool
+    /// VK_NV_cooperative_matrix2's features, limits and shapes (nil without the extension).
+    public var cooperativeMatrix2: CooperativeMatrix2?
+    /// Whether the opened device enabled VK_NV_cooperative_matrix2 (its shaders built, the features present).
+    public var cooperativeMatrix2Enabled = false
     public var cooperativeMatrixShapesNV: [MatrixShape]
     public var cooperativeMatrixShapesKHR: [MatrixShape]
 
@@ -89,6 +113,16 @@ public struct Capabilities: Sendable, CustomStringConvertible {
         lines.append("  unified memory: \(unifiedMemory ? "yes" : "no")")
         for s in cooperativeMatrixShapesNV { lines.append("  coopmat NV \(s)") }
         for s in cooperativeMatrixShapesKHR { lines.append("  coopmat KHR \(s)") }
+        if let c = cooperativeMatrix2 {
+            let f: [(String, Bool)] = [
+                ("workgroup scope", c.workgroupScope), ("flexible dimensions", c.flexibleDimensions),
+                ("reductions", c.reductions), ("conversions", c.conversions), ("per-element", c.perElementOperations),
+                ("tensor addressing", c.tensorAddressing), ("block loads", c.blockLoads),
+            ]
+            lines.append("  coopmat2: " + f.map { "\($0.0) \($0.1 ? "yes" : "no")" }.joined(separator: ", ")
+                         + "; workgroup size <= \(c.maxWorkgroupSize), dimension <= \(c.maxDimension), \(c.reservedSharedMemory) B shared memory reserved")
+            for s in c.shapes { lines.append("  coopmat2 \(s)") }
+        }
         return lines.joined(separator: "\n")
     }
 }

@@ -104,6 +104,7 @@ extension VulkanDevice {
             nvCooperativeMatrix: hasNV, khrCooperativeMatrix: hasKHR,
             nvCooperativeMatrix2: extNames.contains("VK_NV_cooperative_matrix2"),
             khrShaderBFloat16: extNames.contains("VK_KHR_shader_bfloat16"),
+            cooperativeMatrix2: extNames.contains("VK_NV_cooperative_matrix2") ? cooperativeMatrix2(pd, instance: instance) : nil,
             cooperativeMatrixShapesNV: hasNV ? nvMatrixShapes(pd, instance: instance) : [],
             cooperativeMatrixShapesKHR: hasKHR ? khrMatrixShapes(pd, instance: instance) : [],
             heaps: heapList.map { (Int($0.size), $0.flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT.rawValue != 0) },
@@ -139,6 +140,52 @@ extension VulkanDevice {
         case 5: return "queue family"
         default: return "scope\(s)"
         }
+    }
+
+    /// VK_NV_cooperative_matrix2's features, limits and flexible-dimension shapes.
+    private static func cooperativeMatrix2(_ pd: VkPhysicalDevice, instance: VulkanInstance) -> Capabilities.CooperativeMatrix2 {
+        var f = WanPhysicalDeviceCooperativeMatrix2FeaturesNV()
+        f.sType = VkStructureType(rawValue: UInt32(WAN_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_2_FEATURES_NV))
+        var p = WanPhysicalDeviceCooperativeMatrix2PropertiesNV()
+        p.sType = VkStructureType(rawValue: UInt32(WAN_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_2_PROPERTIES_NV))
+        withUnsafeMutablePointer(to: &f) { fp in
+            var f2 = VkPhysicalDeviceFeatures2()
+            f2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2
+            f2.pNext = UnsafeMutableRawPointer(fp)
+            vkGetPhysicalDeviceFeatures2(pd, &f2)
+        }
+        withUnsafeMutablePointer(to: &p) { pp in
+            var p2 = VkPhysicalDeviceProperties2()
+            p2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2
+            p2.pNext = UnsafeMutableRawPointer(pp)
+            vkGetPhysicalDeviceProperties2(pd, &p2)
+        }
+        var shapes: [Capabilities.FlexibleShape] = []
+        if let fp = vkGetInstanceProcAddr(instance.handle, "vkGetPhysicalDeviceCooperativeMatrixFlexibleDimensionsPropertiesNV") {
+            let fn = unsafeBitCast(fp, to: WanPFNGetCooperativeMatrixFlexibleDimensionsPropertiesNV?.self)
+            var n: UInt32 = 0
+            if fn?(pd, &n, nil) == VK_SUCCESS, n > 0 {
+                var list = [WanCooperativeMatrixFlexibleDimensionsPropertiesNV](repeating: .init(), count: Int(n))
+                for i in list.indices {
+                    list[i].sType = VkStructureType(rawValue: UInt32(WAN_STRUCTURE_TYPE_COOPERATIVE_MATRIX_FLEXIBLE_DIMENSIONS_PROPERTIES_NV))
+                }
+                if fn?(pd, &n, &list) == VK_SUCCESS {
+                    shapes = list.prefix(Int(n)).map {
+                        .init(mGranularity: Int($0.MGranularity), nGranularity: Int($0.NGranularity), kGranularity: Int($0.KGranularity),
+                              a: componentName($0.AType), b: componentName($0.BType), c: componentName($0.CType),
+                              result: componentName($0.ResultType), scope: scopeName($0.scope),
+                              workgroupInvocations: Int($0.workgroupInvocations))
+                    }
+                }
+            }
+        }
+        return .init(workgroupScope: f.cooperativeMatrixWorkgroupScope != 0, flexibleDimensions: f.cooperativeMatrixFlexibleDimensions != 0,
+                     reductions: f.cooperativeMatrixReductions != 0, conversions: f.cooperativeMatrixConversions != 0,
+                     perElementOperations: f.cooperativeMatrixPerElementOperations != 0,
+                     tensorAddressing: f.cooperativeMatrixTensorAddressing != 0, blockLoads: f.cooperativeMatrixBlockLoads != 0,
+                     maxWorkgroupSize: Int(p.cooperativeMatrixWorkgroupScopeMaxWorkgroupSize),
+                     maxDimension: Int(p.cooperativeMatrixFlexibleDimensionsMaxDimension),
+                     reservedSharedMemory: Int(p.cooperativeMatrixWorkgroupScopeReservedSharedMemory), shapes: shapes)
     }
 
     private static func nvMatrixShapes(_ pd: VkPhysicalDevice, instance: VulkanInstance) -> [Capabilities.MatrixShape] {

@@ -105,10 +105,20 @@ public final class VulkanDevice: @unchecked Sendable {
         var dev: VkDevice?
         // VK_KHR_cooperative_matrix only when this build has its shaders; should a driver refuse it, the device
         // is created without it (the KHR shaders are then reported unavailable, the NV ones still run).
+        // VK_NV_cooperative_matrix2 likewise (it builds on the KHR extension): when refused, the device is created
+        // without it, then without both.
         let wantKHR = CoopmatAPI.enableKHR(caps)
-        var result = VulkanDevice.createDevice(pd, family: UInt32(family), caps: caps, khr: wantKHR, f2: &f2, f11: &f11, f12: &f12, device: &dev)
+        let wantCM2 = wantKHR && GEMMCoopmat2.enable(caps)
+        var result = VulkanDevice.createDevice(pd, family: UInt32(family), caps: caps, khr: wantKHR, cm2: wantCM2,
+                                               f2: &f2, f11: &f11, f12: &f12, device: &dev)
+        caps.cooperativeMatrix2Enabled = wantCM2 && result == VK_SUCCESS
+        if result != VK_SUCCESS && wantCM2 {
+            result = VulkanDevice.createDevice(pd, family: UInt32(family), caps: caps, khr: wantKHR, cm2: false,
+                                               f2: &f2, f11: &f11, f12: &f12, device: &dev)
+        }
         if result != VK_SUCCESS && wantKHR {
-            result = VulkanDevice.createDevice(pd, family: UInt32(family), caps: caps, khr: false, f2: &f2, f11: &f11, f12: &f12, device: &dev)
+            result = VulkanDevice.createDevice(pd, family: UInt32(family), caps: caps, khr: false, cm2: false,
+                                               f2: &f2, f11: &f11, f12: &f12, device: &dev)
             if result == VK_SUCCESS { caps.khrCooperativeMatrix = false }
         }
         capabilities = caps
@@ -140,24 +150,34 @@ public final class VulkanDevice: @unchecked Sendable {
         (pipelineCache, pipelineCacheURL) = VulkanDevice.openPipelineCache(device: dev, caps: caps, directory: options.pipelineCacheDirectory)
     }
 
-    /// vkCreateDevice with the feature structs (chained here), VK_NV_cooperative_matrix when present and
-    /// VK_KHR_cooperative_matrix when `khr`.
-    private static func createDevice(_ pd: VkPhysicalDevice, family: UInt32, caps: Capabilities, khr: Bool,
+    /// vkCreateDevice with the feature structs (chained here), VK_NV_cooperative_matrix when present,
+    /// VK_KHR_cooperative_matrix when `khr` and VK_NV_cooperative_matrix2 (what `gemm_cm2.comp` uses) when `cm2`.
+    private static func createDevice(_ pd: VkPhysicalDevice, family: UInt32, caps: Capabilities, khr: Bool, cm2: Bool,
                                      f2: inout VkPhysicalDeviceFeatures2, f11: inout VkPhysicalDeviceVulkan11Features,
                                      f12: inout VkPhysicalDeviceVulkan12Features, device: inout VkDevice?) -> VkResult {
         var enabledExts: [String] = []
         let nv = caps.extensions.contains("VK_NV_cooperative_matrix")
         if nv { enabledExts.append("VK_NV_cooperative_matrix") }
         if khr { enabledExts.append("VK_KHR_cooperative_matrix") }
+        if cm2 { enabledExts.append("VK_NV_cooperative_matrix2") }
         var coop = VkPhysicalDeviceCooperativeMatrixFeaturesNV()
         coop.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV
         coop.cooperativeMatrix = VkBool32(VK_TRUE)
         var coopKHR = WanPhysicalDeviceCooperativeMatrixFeaturesKHR()
         coopKHR.sType = VkStructureType(rawValue: UInt32(WAN_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR))
         coopKHR.cooperativeMatrix = VkBool32(VK_TRUE)
+        var coop2 = WanPhysicalDeviceCooperativeMatrix2FeaturesNV()
+        coop2.sType = VkStructureType(rawValue: UInt32(WAN_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_2_FEATURES_NV))
+        for flag in [\WanPhysicalDeviceCooperativeMatrix2FeaturesNV.cooperativeMatrixWorkgroupScope,
+                     \.cooperativeMatrixFlexibleDimensions, \.cooperativeMatrixPerElementOperations,
+                     \.cooperativeMatrixTensorAddressing, \.cooperativeMatrixBlockLoads] {
+            coop2[keyPath: flag] = VkBool32(VK_TRUE)
+        }
         var priority: Float = 1
-        return withUnsafeMutablePointer(to: &coopKHR) { khrPtr in
-            withUnsafeMutablePointer(to: &coop) { coopPtr in
+        return withUnsafeMutablePointer(to: &coop2) { cm2Ptr in
+        withUnsafeMutablePointer(to: &coopKHR) { khrPtr in
+            khrPtr.pointee.pNext = cm2 ? UnsafeMutableRawPointer(cm2Ptr) : nil
+            return withUnsafeMutablePointer(to: &coop) { coopPtr in
                 coopPtr.pointee.pNext = khr ? UnsafeMutableRawPointer(khrPtr) : nil
                 let tail: UnsafeMutableRawPointer? = nv ? UnsafeMutableRawPointer(coopPtr) : (khr ? UnsafeMutableRawPointer(khrPtr) : nil)
                 return withUnsafeMutablePointer(to: &f12) { f12Ptr in
@@ -189,6 +209,7 @@ public final class VulkanDevice: @unchecked Sendable {
                     }
                 }
             }
+        }
         }
     }
 

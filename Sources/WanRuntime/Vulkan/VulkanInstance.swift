@@ -53,7 +53,7 @@ public final class VulkanInstance: @unchecked Sendable {
 
         var app = VkApplicationInfo()
         app.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO
-        app.apiVersion = vkMakeAPIVersion(0, 1, 2, 0)
+        app.apiVersion = vkMakeAPIVersion(0, 1, 3, 0)
         var inst: VkInstance?
         let result: VkResult = "wan".withCString { appName in
             app.pApplicationName = appName

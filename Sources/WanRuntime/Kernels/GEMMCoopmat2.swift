@@ -1,0 +1,86 @@
+import Foundation
+import WanShaders
+
+/// The workgroup-scope tensor-core GEMM (`gemm_cm2.comp`, VK_NV_cooperative_matrix2): one cooperative matrix per
+/// operand tile loaded straight from memory through tensor layouts, the driver staging them and scheduling the MMAs.
+/// Same operands, epilogues and fp32 accumulation as the subgroup-scope `gemm_coopmat` (fp16 operand tiles; f32 and
+/// bf16 rounded while loading, fp8 weights decoded exactly); f32 or f16 outputs. Built only with the newer glslang
+/// (`Benchmarks/glslang-newer.sh`); used where `WAN_GEMM_CM2=1` asks for it until a GPU run has measured it
+/// against the subgroup-scope kernel.
+enum GEMMCoopmat2 {
+    /// A workgroup's tile: BM×BN outputs from BK-wide K slices. Written `BMxBNxBK` (`WAN_GEMM_CM2_TILE`).
+    struct Tile: Sendable, Hashable, CustomStringConvertible {
+        var bm, bn, bk: Int
+        var description: String { "\(bm)x\(bn)x\(bk)" }
+
+        init(bm: Int, bn: Int, bk: Int) {
+            self.bm = bm; self.bn = bn; self.bk = bk
+        }
+
+        /// Parses `BMxBNxBK` (multiples of 16).
+        init(parsing text: String) throws {
+            let v = text.lowercased().split(separator: "x").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard v.count == 3, v.allSatisfy({ $0 > 0 && $0 % 16 == 0 }) else {
+                throw RuntimeError.invalidArgument("coopmat2 GEMM tile '\(text)': expected BMxBNxBK, multiples of 16, e.g. 128x128x32")
+            }
+            self.init(bm: v[0], bn: v[1], bk: v[2])
+        }
+
+        /// Whether the device's shape allows these matrix sizes (multiples of its granularities, within its maximum).
+        func fits(_ shape: Capabilities.FlexibleShape, maxDimension: Int) -> Bool {
+            bm % shape.mGranularity == 0 && bn % shape.nGranularity == 0 && bk % shape.kGranularity == 0
+                && [bm, bn, bk].allSatisfy { $0 <= maxDimension }
+        }
+    }
+
+    /// The default tile: 128×128 in 32-wide K slices.
+    static let defaultTile = Tile(bm: 128, bn: 128, bk: 32)
+
+    /// `WAN_GEMM_CM2_TILE` when set, else the default tile.
+    static func tile() throws -> Tile {
+        guard let env = getenv("WAN_GEMM_CM2_TILE"), env.pointee != 0 else { return defaultTile }
+        return try Tile(parsing: String(cString: env))
+    }
+
+    /// Whether this build holds the shader (empty without glslang 15).
+    static var built: Bool { !SPIRV.gemm_cm2.isEmpty }
+
+    /// Whether a device with `caps` offers everything the shader uses: the features, Vulkan 1.3 (SPIR-V 1.6),
+    /// fp16 arithmetic and the Vulkan memory model.
+    static func offered(_ caps: Capabilities) -> Bool {
+        guard let c = caps.cooperativeMatrix2, c.workgroupScope, c.flexibleDimensions, c.perElementOperations,
+              c.tensorAddressing, c.blockLoads, caps.shaderFloat16, caps.vulkanMemoryModel else { return false }
+        let version = caps.apiVersion.split(separator: ".").compactMap { Int($0) }
+        return version.count >= 2 && (version[0], version[1]) >= (1, 3) && shape(caps) != nil
+    }
+
+    /// Whether the device should enable VK_NV_cooperative_matrix2 (the shader built and the device offering it).
+    static func enable(_ caps: Capabilities) -> Bool { built && offered(caps) }
+
+    /// The workgroup-scope fp16 × fp16 → fp32 shape the device lists (its granularities and invocation count).
+    static func shape(_ caps: Capabilities) -> Capabilities.FlexibleShape? {
+        guard let c = caps.cooperativeMatrix2 else { return nil }
+        return c.shapes.first {
+            $0.scope == "workgroup" && $0.a == "f16" && $0.b == "f16" && $0.c == "f32" && $0.result == "f32"
+                && $0.workgroupInvocations > 0 && $0.workgroupInvocations <= min(c.maxWorkgroupSize, caps.maxComputeWorkGroupSize[0])
+        }
+    }
+
+    /// Whether the opened device can run the shader.
+    static func supported(_ caps: Capabilities) -> Bool { built && caps.cooperativeMatrix2Enabled && offered(caps) }
+
+    /// Whether the operands suit the shader: an f32 or f16 output (residual f32/f16/bf16), and every tensor's base
+    /// (each batch's too) on 16 bytes, as tensor-layout loads and stores require.
+    static func eligible(a: Tensor, b: Tensor, out: Tensor, residual: Tensor?, strideA: Int, strideB: Int, strideOut: Int) -> Bool {
+        guard out.dtype == .f32 || out.dtype == .f16 else { return false }
+        let bases: [(Tensor, Int)] = [(a, strideA), (b, strideB), (out, strideOut)] + (residual.map { [($0, strideOut)] } ?? [])
+        return bases.allSatisfy { t, stride in t.deviceAddress % 16 == 0 && (stride * t.dtype.size) % 16 == 0 }
+    }
+
+    /// The policy: `WAN_GEMM_CM2=1` uses it where supported and eligible (otherwise, or unset, the subgroup-scope
+    /// kernel keeps the tensor-core GEMMs until a GPU run has compared the two).
+    static func chosen(_ caps: Capabilities) -> Bool {
+        guard supported(caps), let env = getenv("WAN_GEMM_CM2") else { return false }
+        return String(cString: env) == "1"
+    }
+}
