@@ -6,7 +6,7 @@
 #
 #   bash Benchmarks/glslang-newer.sh        # ~1-2 min on 2 cores; then swift build as usual
 #
-# Needs python3 with venv (cmake and ninja come from PyPI), a C++ compiler and network access to deb.debian.org
+# Needs a C++ compiler, cmake and ninja (or python3 with venv: then they come from PyPI) and network access to deb.debian.org
 # (GLSLANG_SOURCE=path/to/glslang-15.1.0 source tree skips the download). Clears SwiftPM's cached shader-plugin
 # results so that the next build sees the new compiler.
 set -euo pipefail
@@ -19,8 +19,14 @@ sha256=180f17ea51e6b71bf57b9e0fea78ba3ecd76e3ec8e4c91f0771b922eb22bf4b2
 if [ ! -x "$dir/glslangValidator" ] || [ "$(cat "$dir/source" 2>/dev/null)" != "$tarball $sha256" ]; then
     rm -rf "$dir"
     mkdir -p "$dir"
-    python3 -m venv "$dir/venv"
-    "$dir/venv/bin/pip" install -q 'cmake==4.4.5' 'ninja==1.13.0'
+    # cmake and ninja: the system's (apt-get install cmake ninja-build), else pinned from PyPI into a venv.
+    if command -v cmake >/dev/null && command -v ninja >/dev/null; then
+        cmake=cmake; ninja=$(command -v ninja)
+    else
+        python3 -m venv "$dir/venv"
+        "$dir/venv/bin/pip" install -q 'cmake==4.4.5' 'ninja==1.13.0'
+        cmake="$dir/venv/bin/cmake"; ninja="$PWD/$dir/venv/bin/ninja"
+    fi
     src="${GLSLANG_SOURCE:-}"
     if [ -z "$src" ]; then
         curl -fsSL -o "$dir/$tarball" "https://deb.debian.org/debian/pool/main/g/glslang/$tarball"
@@ -29,10 +35,10 @@ if [ ! -x "$dir/glslangValidator" ] || [ "$(cat "$dir/source" 2>/dev/null)" != "
         src=$(echo "$dir"/glslang-$version+*)
     fi
     # The compiler alone: no SPIRV-Tools optimizer, no HLSL, no tests.
-    "$dir/venv/bin/cmake" -S "$src" -B "$dir/build" -G Ninja -DCMAKE_MAKE_PROGRAM="$PWD/$dir/venv/bin/ninja" \
+    "$cmake" -S "$src" -B "$dir/build" -G Ninja -DCMAKE_MAKE_PROGRAM="$ninja" \
         -DCMAKE_BUILD_TYPE=Release -DENABLE_OPT=OFF -DENABLE_HLSL=OFF -DGLSLANG_TESTS=OFF -DBUILD_SHARED_LIBS=OFF \
         -DGLSLANG_ENABLE_INSTALL=OFF > "$dir/cmake.log"
-    "$dir/venv/bin/ninja" -C "$dir/build" glslang-standalone > "$dir/build.log"
+    "$ninja" -C "$dir/build" glslang-standalone > "$dir/build.log"
     cp "$dir/build/StandAlone/glslang" "$dir/glslangValidator"
     rm -rf "$dir/build" "$dir/$tarball" "$dir"/glslang-$version+*
     echo "$tarball $sha256" > "$dir/source"

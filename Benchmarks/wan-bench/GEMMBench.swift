@@ -4,7 +4,8 @@ import WanRuntime
 /// Batched GEMM (fp32 accumulation) at Wan 14B's Linear shapes: M = 32760 tokens, hidden 1536 (1.3B)
 /// with the FFN's 8960; f32 and f16 inputs, plus a Linear with a fused bias + GELU epilogue. The CPU
 /// rows are OpenBLAS `sgemm` (f16 operands converted to f32 first). On devices with tensor cores, first their
-/// ceiling through each cooperative-matrix API (`tensorCorePeak`), and the f16 GEMM on each API.
+/// ceiling through each cooperative-matrix API (`tensorCorePeak`), the f16 GEMM on each API, and the workgroup-scope
+/// coopmat2 GEMM where the device and the build have it.
 let gemmSuite = BenchSuite(name: "gemm") { ctx in
     // (M, N, K): projections 1536→1536, FFN down 8960→1536, FFN up 1536→8960.
     let shapes = ctx.fullSize
@@ -66,6 +67,29 @@ let gemmSuite = BenchSuite(name: "gemm") { ctx in
                     let ms = try Bench.time(device, repeats: repeats) { try $0.gemm(x, w, out: out, transposeB: true) }
                     rows.append(BenchRow(kernel: "gemm f16 x·Wᵀ coopmat khr", shape: "\(m)x\(n)x\(k)", device: Bench.label(device), ms: ms,
                                          flops: flops, bytes: Double((m * k + n * k + m * n) * dtype.size),
+                                         memoryBytes: device.memoryStatistics.used))
+                }
+                if dtype == .f16 && tensorCores && device.supportsCoopmat2GEMM {
+                    // The workgroup-scope kernel (VK_NV_cooperative_matrix2, WAN_GEMM_CM2_TILE): f16, the DiT's fp16
+                    // compute (f32 activations) and FP8 weights.
+                    setenv("WAN_GEMM_CM2", "1", 1)
+                    defer { unsetenv("WAN_GEMM_CM2") }
+                    let ms = try Bench.time(device, repeats: repeats) { try $0.gemm(x, w, out: out, transposeB: true) }
+                    rows.append(BenchRow(kernel: "gemm f16 x·Wᵀ coopmat2", shape: "\(m)x\(n)x\(k)", device: Bench.label(device), ms: ms,
+                                         flops: flops, bytes: Double((m * k + n * k + m * n) * dtype.size),
+                                         memoryBytes: device.memoryStatistics.used))
+                    let x32 = try device.tensor(Bench.random(m * k, seed: 1), shape: [m, k])
+                    let out32 = try device.empty([m, n])
+                    let ms32 = try Bench.time(device, repeats: repeats) { try $0.gemm(x32, w, out: out32, transposeB: true, fp16Compute: true) }
+                    rows.append(BenchRow(kernel: "gemm f32·f16ᵀ->f32 coopmat2 (fp16 compute)", shape: "\(m)x\(n)x\(k)", device: Bench.label(device),
+                                         ms: ms32, flops: flops, bytes: Double((m * k + m * n) * 4 + n * k * 2),
+                                         memoryBytes: device.memoryStatistics.used))
+                    let codes = Bench.random(n * k, seed: 4).map { ScalarConversion.floatToF8E4M3($0 * 400) }
+                    let w8 = try device.tensor(bytes: codes, shape: [n, k], dtype: .f8e4m3fn)
+                    let scale = try device.tensor([Float](repeating: 0.0025, count: n), shape: [n])
+                    let ms8 = try Bench.time(device, repeats: repeats) { try $0.gemm(x, w8, out: out, transposeB: true, weightScale: scale) }
+                    rows.append(BenchRow(kernel: "gemm f16 x·W8ᵀ (fp8 e4m3) coopmat2", shape: "\(m)x\(n)x\(k)", device: Bench.label(device), ms: ms8,
+                                         flops: flops, bytes: Double((m * k + m * n) * dtype.size + n * k),
                                          memoryBytes: device.memoryStatistics.used))
                 }
                 if dtype == .f16 && tensorCores {

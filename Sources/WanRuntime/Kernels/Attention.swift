@@ -333,7 +333,7 @@ extension CommandList {
                 } else {
                     guard AttentionCoopmat.supported(caps, headDim: d) else {
                         throw RuntimeError.missingFeature(device: caps.deviceName,
-                                                          feature: "cooperative matrices (VK_NV_cooperative_matrix, or VK_KHR_cooperative_matrix in a build with glslang 13) 16x16x16 f16->f32, subgroup size 32 and shuffles, head dim a multiple of 16 up to 128 (got \(d))")
+                                                          feature: "cooperative matrices (VK_NV_cooperative_matrix, or VK_KHR_cooperative_matrix in a build with the newer glslang: Benchmarks/glslang-newer.sh) 16x16x16 f16->f32, subgroup size 32 and shuffles, head dim a multiple of 16 up to 128 (got \(d))")
                     }
                 }
                 let api = CoopmatAPI.chosen(caps) ?? .nv

@@ -44,7 +44,7 @@ extension VulkanRecorder {
         let emulated = emulation != nil
         guard emulated ? CoopmatEmulation.supported(caps) : Conv3DCoopmat.supported(caps) else {
             throw RuntimeError.missingFeature(device: caps.deviceName, feature: emulated ? "fp16 arithmetic (emulated cooperative matrices)"
-                                              : "cooperative matrices (VK_NV_cooperative_matrix, or VK_KHR_cooperative_matrix in a build with glslang 13) 16x16x16 f16->f32 with subgroup size 32")
+                                              : "cooperative matrices (VK_NV_cooperative_matrix, or VK_KHR_cooperative_matrix in a build with the newer glslang: Benchmarks/glslang-newer.sh) 16x16x16 f16->f32 with subgroup size 32")
         }
         if let cache, cache.dtype != x.dtype {
             throw RuntimeError.unsupportedDType("\(op): the tensor-core convolution needs the cache in x's dtype (\(x.dtype)), got \(cache.dtype)")

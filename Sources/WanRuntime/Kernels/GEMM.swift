@@ -305,7 +305,7 @@ extension CommandList {
                 let emulated = coopmatEmulation != nil
                 guard emulated ? CoopmatEmulation.supported(caps) : GEMMCoopmat.supported(caps) else {
                     throw RuntimeError.missingFeature(device: caps.deviceName, feature: emulated ? "fp16 arithmetic (emulated cooperative matrices)"
-                                                      : "cooperative matrices (VK_NV_cooperative_matrix, or VK_KHR_cooperative_matrix in a build with glslang 13) 16x16x16 f16->f32 with subgroup size 32\(getenv("WAN_COOPMAT_API") != nil ? " on WAN_COOPMAT_API's choice" : "")")
+                                                      : "cooperative matrices (VK_NV_cooperative_matrix, or VK_KHR_cooperative_matrix in a build with the newer glslang: Benchmarks/glslang-newer.sh) 16x16x16 f16->f32 with subgroup size 32\(getenv("WAN_COOPMAT_API") != nil ? " on WAN_COOPMAT_API's choice" : "")")
                 }
                 let c = GEMMCoopmat.self, t = try coopmatTile ?? c.tile()
                 guard t.fits(caps, emulated: emulated) else {

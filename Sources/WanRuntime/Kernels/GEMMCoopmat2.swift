@@ -84,3 +84,8 @@ enum GEMMCoopmat2 {
         return String(cString: env) == "1"
     }
 }
+
+extension Device {
+    /// Whether this device runs the workgroup-scope coopmat2 GEMM (`WAN_GEMM_CM2=1` selects it).
+    public var supportsCoopmat2GEMM: Bool { vulkan.map { GEMMCoopmat2.supported($0.capabilities) } ?? false }
+}
