@@ -396,6 +396,19 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
                 sourceLocation: sourceLocation)
     }
 
+    /// Forcing a tensor-core variant the device lacks is a clear error (not a silent fallback).
+    private func expectForcedVariantFails(_ d: Device, coopmat: Bool? = nil, coopmat2: Bool? = nil,
+                                          sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let at = try d.tensor([Float](repeating: 0.5, count: 6 * 8), shape: [6, 8], dtype: .f16)
+        let wt = try d.tensor([Float](repeating: 0.5, count: 5 * 8), shape: [5, 8], dtype: .f16)
+        let out = try d.empty([6, 5], dtype: .f32)
+        let cl = try CommandList(device: d)
+        #expect(throws: RuntimeError.self, sourceLocation: sourceLocation) {
+            try cl.gemm(at, wt, out: out, transposeA: false, transposeB: true, alpha: 1, bias: nil, activation: .none,
+                        residual: nil, tile: nil, coopmat: coopmat, coopmat2: coopmat2)
+        }
+    }
+
     /// The tile of the emulated runs (the default's 40 KiB of shared memory exceed lavapipe's 32 KiB).
     static let emulatedTile = GEMMCoopmat.Tile(bm: 64, bn: 64, bk: 32, wm: 32, wn: 32)
 
@@ -412,14 +425,7 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
         guard let d = try TestDevices.vulkan(), let caps = d.vulkan?.capabilities else { return }
         #expect(!GEMMCoopmat.chosen(caps, a: .f32, b: .f32), "f32 operands never take the fp16 tensor-core path")
         guard GEMMCoopmat.supported(caps) else {
-            let at = try d.tensor([Float](repeating: 0.5, count: 6 * 8), shape: [6, 8], dtype: .f16)
-            let wt = try d.tensor([Float](repeating: 0.5, count: 5 * 8), shape: [5, 8], dtype: .f16)
-            let out = try d.empty([6, 5], dtype: .f32)
-            let cl = try CommandList(device: d)
-            #expect(throws: RuntimeError.self) {
-                try cl.gemm(at, wt, out: out, transposeA: false, transposeB: true, alpha: 1, bias: nil, activation: .none,
-                            residual: nil, tile: nil, coopmat: true)
-            }
+            try expectForcedVariantFails(d, coopmat: true)
             print("note: \(caps.deviceName) has no usable NV cooperative matrix; the tensor-core GEMM runs emulated")
             try cases(d, caps, emulation: CoopmatEmulation())
             TestDevices.checkValidation()
@@ -545,14 +551,7 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
     @Test func coopmat2Variant() throws {
         guard let d = try TestDevices.vulkan(), let caps = d.vulkan?.capabilities else { return }
         guard GEMMCoopmat2.supported(caps) else {
-            let at = try d.tensor([Float](repeating: 0.5, count: 6 * 8), shape: [6, 8], dtype: .f16)
-            let wt = try d.tensor([Float](repeating: 0.5, count: 5 * 8), shape: [5, 8], dtype: .f16)
-            let out = try d.empty([6, 5], dtype: .f32)
-            let cl = try CommandList(device: d)
-            #expect(throws: RuntimeError.self) {
-                try cl.gemm(at, wt, out: out, transposeA: false, transposeB: true, alpha: 1, bias: nil, activation: .none,
-                            residual: nil, tile: nil, coopmat2: true)
-            }
+            try expectForcedVariantFails(d, coopmat2: true)
             #expect(!GEMMCoopmat2.chosen(caps))
             print("note: \(caps.deviceName): no coopmat2 GEMM (shader \(GEMMCoopmat2.built ? "built" : "not built"), VK_NV_cooperative_matrix2 \(caps.nvCooperativeMatrix2 ? "present" : "absent"))")
             return
