@@ -510,9 +510,10 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
         let full = Capabilities.CooperativeMatrix2(workgroupScope: true, flexibleDimensions: true, reductions: true, conversions: true,
                                                    perElementOperations: true, tensorAddressing: true, blockLoads: true,
                                                    maxWorkgroupSize: 256, maxDimension: 256, reservedSharedMemory: 1024,
-                                                   shapes: [wg.with(\.scope, "subgroup"), wg.with(\.c, "f16"), wg])
+                                                   shapes: [wg.with(\.scope, "subgroup"), wg.with(\.c, "f16"),
+                                                            wg.with(\.workgroupInvocations, 128), wg])
         caps.cooperativeMatrix2 = full
-        #expect(GEMMCoopmat2.offered(caps) && GEMMCoopmat2.shape(caps) == wg, "the f32-accumulating workgroup shape")
+        #expect(GEMMCoopmat2.offered(caps) && GEMMCoopmat2.shape(caps) == wg, "the f32-accumulating workgroup shape of 256 invocations")
         #expect(GEMMCoopmat2.enable(caps) == GEMMCoopmat2.built)
         caps.cooperativeMatrix2Enabled = false
         #expect(!GEMMCoopmat2.supported(caps), "not enabled on the opened device")
@@ -527,7 +528,9 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
         #expect(!GEMMCoopmat2.offered(c), "SPIR-V 1.6 needs Vulkan 1.3")
         c = caps
         c.cooperativeMatrix2?.maxWorkgroupSize = 128
-        #expect(!GEMMCoopmat2.offered(c), "a shape whose workgroup exceeds the limit")
+        #expect(GEMMCoopmat2.shape(c)?.workgroupInvocations == 128, "the shape within the workgroup limit")
+        c.cooperativeMatrix2?.maxWorkgroupSize = 64
+        #expect(!GEMMCoopmat2.offered(c), "no shape within the workgroup limit")
         c = caps
         c.cooperativeMatrix2 = nil
         #expect(!GEMMCoopmat2.offered(c) && GEMMCoopmat2.shape(c) == nil)

@@ -57,13 +57,15 @@ enum GEMMCoopmat2 {
     /// Whether the device should enable VK_NV_cooperative_matrix2 (the shader built and the device offering it).
     static func enable(_ caps: Capabilities) -> Bool { built && offered(caps) }
 
-    /// The workgroup-scope fp16 × fp16 → fp32 shape the device lists (its granularities and invocation count).
+    /// The workgroup-scope fp16 × fp16 → fp32 shape the device lists (its granularities and invocation count): the one
+    /// with 256 invocations where there are several (8 subgroups of 32, as large GEMM tiles want), else the first.
     static func shape(_ caps: Capabilities) -> Capabilities.FlexibleShape? {
         guard let c = caps.cooperativeMatrix2 else { return nil }
-        return c.shapes.first {
+        let usable = c.shapes.filter {
             $0.scope == "workgroup" && $0.a == "f16" && $0.b == "f16" && $0.c == "f32" && $0.result == "f32"
                 && $0.workgroupInvocations > 0 && $0.workgroupInvocations <= min(c.maxWorkgroupSize, caps.maxComputeWorkGroupSize[0])
         }
+        return usable.first { $0.workgroupInvocations == 256 } ?? usable.first
     }
 
     /// Whether the opened device can run the shader.
