@@ -330,7 +330,8 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
                        transA: Bool = false, transB: Bool = true, aType: DType = .f16, bType: DType = .f16,
                        outType: DType = .f32, alpha: Float = 1, bias: Bool = false, activation: Activation = .none,
                        residualType: DType? = nil, perColumnScale: Bool = false, tile: GEMMCoopmat.Tile? = nil,
-                       coopmat2: GEMMCoopmat2.Tile? = nil, seed: UInt64, sourceLocation: SourceLocation = #_sourceLocation) throws {
+                       coopmat2: GEMMCoopmat2.Tile? = nil, coopmat2Emulated: Bool = false, seed: UInt64,
+                       sourceLocation: SourceLocation = #_sourceLocation) throws {
         var rng = TestRandom(seed: seed)
         let batchDims: [Int] = batchA > 0 ? [batchA] : batchB > 0 ? [batchB] : []
         let batch = batchDims.first ?? 1
@@ -367,7 +368,7 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
         try cl.gemm(at, bt, out: out, transposeA: transA, transposeB: transB, alpha: alpha, bias: biasT,
                     activation: activation, residual: resT, weightScale: st, tile: nil, coopmat: true,
                     coopmatTile: tile ?? emulation.map { _ in Self.emulatedTile }, coopmatEmulation: emulation,
-                    coopmat2: coopmat2 != nil, coopmat2Tile: coopmat2)
+                    coopmat2: coopmat2 != nil, coopmat2Tile: coopmat2, coopmat2Emulated: coopmat2Emulated)
         try cl.run()
 
         var want = [Double](repeating: 0, count: batch * m * n)
@@ -392,7 +393,7 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
         let err = maxRelativeError(try d.read(out), want)
         let label = "\(batchA)/\(batchB) \(m)x\(n)x\(k) A\(transA ? "ᵀ" : "") \(aType) B\(transB ? "ᵀ" : "") \(bType) -> \(outType)"
             + " bias \(bias) \(activation) res \(residualType.map { "\($0)" } ?? "-") scale \(perColumnScale)"
-        #expect(err <= Self.tolerance, "\(d.name) \(coopmat2.map { "coopmat2 \($0)" } ?? "coopmat")\(emulation != nil ? " (emulated)" : "") \(label): error \(err)",
+        #expect(err <= Self.tolerance, "\(d.name) \(coopmat2.map { "coopmat2 \($0)" } ?? "coopmat")\(emulation != nil || coopmat2Emulated ? " (emulated)" : "") \(label): error \(err)",
                 sourceLocation: sourceLocation)
     }
 
@@ -541,16 +542,18 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
         // Operands: an f32 or f16 output, 16-byte aligned bases and batch strides.
         let a = try d.empty([3, 8, 16], dtype: .f16), b = try d.empty([16, 24], dtype: .f16)
         let out = try d.empty([3, 8, 24]), out16 = try d.empty([3, 8, 24], dtype: .f16), outBF = try d.empty([3, 8, 24], dtype: .bf16)
-        #expect(GEMMCoopmat2.eligible(a: a, b: b, out: out, residual: nil, strideA: 128, strideB: 0, strideOut: 192))
-        #expect(GEMMCoopmat2.eligible(a: a, b: b, out: out16, residual: out, strideA: 128, strideB: 0, strideOut: 192))
-        #expect(!GEMMCoopmat2.eligible(a: a, b: b, out: outBF, residual: nil, strideA: 128, strideB: 0, strideOut: 192))
-        #expect(!GEMMCoopmat2.eligible(a: a, b: b, out: out, residual: nil, strideA: 124, strideB: 0, strideOut: 192), "8 rows of odd K")
+        #expect(GEMMCoopmat2.eligible(a: a, b: b, out: out, residual: nil, batch: 3, strideA: 128, strideB: 0, strideOut: 192))
+        #expect(GEMMCoopmat2.eligible(a: a, b: b, out: out16, residual: out, batch: 3, strideA: 128, strideB: 0, strideOut: 192))
+        #expect(!GEMMCoopmat2.eligible(a: a, b: b, out: outBF, residual: nil, batch: 3, strideA: 128, strideB: 0, strideOut: 192))
+        #expect(!GEMMCoopmat2.eligible(a: a, b: b, out: out, residual: nil, batch: 3, strideA: 124, strideB: 0, strideOut: 192), "8 rows of odd K")
+        #expect(GEMMCoopmat2.eligible(a: a, b: b, out: out, residual: nil, batch: 1, strideA: 124, strideB: 0, strideOut: 192), "one batch: strides unused")
         let view = try a.view(atByteOffset: 8, shape: [300], dtype: .f16)   // 8 bytes past an aligned base
-        #expect(!GEMMCoopmat2.eligible(a: view, b: b, out: out, residual: nil, strideA: 0, strideB: 0, strideOut: 0))
+        #expect(!GEMMCoopmat2.eligible(a: view, b: b, out: out, residual: nil, batch: 1, strideA: 0, strideB: 0, strideOut: 0))
     }
 
     /// The coopmat2 GEMM against float64 where the device has VK_NV_cooperative_matrix2 and this build its shader;
-    /// elsewhere (lavapipe) forcing it is a clear error.
+    /// elsewhere (lavapipe) forcing it is a clear error. The same shader with emulated matrices runs the same cases
+    /// on every device (`coopmat2Emulated`).
     @Test func coopmat2Variant() throws {
         guard let d = try TestDevices.vulkan(), let caps = d.vulkan?.capabilities else { return }
         guard GEMMCoopmat2.supported(caps) else {
@@ -559,45 +562,12 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
             print("note: \(caps.deviceName): no coopmat2 GEMM (shader \(GEMMCoopmat2.built ? "built" : "not built"), VK_NV_cooperative_matrix2 \(caps.nvCooperativeMatrix2 ? "present" : "absent"))")
             return
         }
-        let t = GEMMCoopmat2.defaultTile
-        var seed: UInt64 = 1031
-        // Edges in M, N and K in every transpose combination (tensor layouts clamp; rows of odd length).
-        for (transA, transB) in [(false, true), (false, false), (true, false), (true, true)] {
-            try check(d, m: 150, n: 133, k: 70, transA: transA, transB: transB, bias: true, activation: .geluTanh, coopmat2: t, seed: seed)
-            try check(d, m: 136, n: 72, k: 64, transA: transA, transB: transB, coopmat2: t, seed: seed + 100)
-            seed += 1
-        }
-        try check(d, m: 300, n: 264, k: 520, coopmat2: t, seed: 1040)
-        // A in bf16 and f32, B in bf16 and f32 (decoded to fp16 while loading).
-        for aType in [DType.bf16, .f32] {
-            try check(d, m: 150, n: 133, k: 70, aType: aType, coopmat2: t, seed: 1050)
-            try check(d, m: 136, n: 72, k: 64, transA: true, aType: aType, bType: .bf16, coopmat2: t, seed: 1051)
-            try check(d, m: 136, n: 72, k: 64, aType: aType, bType: .f32, coopmat2: t, seed: 1052)
-        }
-        // FP8 weights (exact decode) with a per-column scale, both layouts; e5m2 with bf16 activations.
-        for transB in [true, false] {
-            try check(d, m: 150, n: 133, k: 70, transB: transB, bType: .f8e4m3fn, bias: true, perColumnScale: true, coopmat2: t, seed: 1060)
-            try check(d, m: 136, n: 72, k: 64, transB: transB, aType: .bf16, bType: .f8e5m2, coopmat2: t, seed: 1061)
-        }
-        // Batches (16-byte aligned strides): folded into M, transposed A with a shared B, both batched.
-        try check(d, m: 50, n: 40, k: 72, batchA: 3, coopmat2: t, seed: 1070)
-        try check(d, m: 48, n: 40, k: 70, batchA: 3, transA: true, transB: false, coopmat2: t, seed: 1071)
-        try check(d, m: 40, n: 48, k: 56, batchA: 3, batchB: 3, coopmat2: t, seed: 1073)
-        // Epilogues: alpha, bias, activations, residuals of each type; f16 output.
-        try check(d, m: 150, n: 133, k: 70, batchA: 2, alpha: 0.5, bias: true, activation: .geluTanh, residualType: .f32,
-                  coopmat2: t, seed: 1080)
-        try check(d, m: 136, n: 72, k: 64, outType: .f16, bias: true, activation: .geluErf, residualType: .bf16, coopmat2: t, seed: 1081)
-        try check(d, m: 136, n: 72, k: 64, aType: .bf16, bType: .f8e4m3fn, outType: .f16, bias: true, activation: .silu,
-                  residualType: .f16, perColumnScale: true, coopmat2: t, seed: 1082)
-        // The tiles a tuning sweep tries (WAN_GEMM_CM2_TILE).
+        var tiles: [GEMMCoopmat2.Tile] = []
         if let shape = GEMMCoopmat2.shape(caps), let limits = caps.cooperativeMatrix2 {
-            for (i, text) in ["64x64x32", "128x256x32", "256x128x32", "128x128x64", "64x128x16"].enumerated() {
-                let tile = try GEMMCoopmat2.Tile(parsing: text)
-                guard tile.fits(shape, maxDimension: limits.maxDimension) else { continue }
-                try check(d, m: 300, n: 264, k: 520, transB: true, aType: .f32, bType: .bf16, coopmat2: tile, seed: 1100 + UInt64(i))
-                try check(d, m: 150, n: 133, k: 70, transA: true, transB: false, bias: true, coopmat2: tile, seed: 1200 + UInt64(i))
-            }
+            tiles = try ["64x64x32", "128x256x32", "256x128x32", "128x128x64", "64x128x16"].map { try GEMMCoopmat2.Tile(parsing: $0) }
+                .filter { $0.fits(shape, maxDimension: limits.maxDimension) }
         }
+        try coopmat2Cases(d, tile: GEMMCoopmat2.defaultTile, emulated: false, sweep: tiles)
         // An operand off 16 bytes: a clear error when forced; the policy keeps the other kernel.
         let a = try d.tensor([Float](repeating: 0.5, count: 8 * 16 + 4), shape: [8 * 16 + 4], dtype: .f16)
             .view(atByteOffset: 8, shape: [8, 16], dtype: .f16)
@@ -608,6 +578,55 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
             try cl.gemm(a, b, out: out, transposeA: false, transposeB: true, alpha: 1, bias: nil, activation: .none, residual: nil,
                         tile: nil, coopmat2: true)
         }
+        TestDevices.checkValidation()
+    }
+
+    /// The coopmat2 GEMM's case list with tile `t` (native or emulated), then each tile of `sweep`.
+    private func coopmat2Cases(_ d: Device, tile t: GEMMCoopmat2.Tile, emulated: Bool, sweep: [GEMMCoopmat2.Tile]) throws {
+        var seed: UInt64 = 1031
+        // Edges in M, N and K in every transpose combination (tensor layouts clamp; rows of odd length).
+        for (transA, transB) in [(false, true), (false, false), (true, false), (true, true)] {
+            try check(d, m: 150, n: 133, k: 70, transA: transA, transB: transB, bias: true, activation: .geluTanh, coopmat2: t, coopmat2Emulated: emulated, seed: seed)
+            try check(d, m: 136, n: 72, k: 64, transA: transA, transB: transB, coopmat2: t, coopmat2Emulated: emulated, seed: seed + 100)
+            seed += 1
+        }
+        try check(d, m: 300, n: 264, k: 520, coopmat2: t, coopmat2Emulated: emulated, seed: 1040)
+        // A in bf16 and f32, B in bf16 and f32 (decoded to fp16 while loading).
+        for aType in [DType.bf16, .f32] {
+            try check(d, m: 150, n: 133, k: 70, aType: aType, coopmat2: t, coopmat2Emulated: emulated, seed: 1050)
+            try check(d, m: 136, n: 72, k: 64, transA: true, aType: aType, bType: .bf16, coopmat2: t, coopmat2Emulated: emulated, seed: 1051)
+            try check(d, m: 136, n: 72, k: 64, aType: aType, bType: .f32, coopmat2: t, coopmat2Emulated: emulated, seed: 1052)
+        }
+        // FP8 weights (exact decode) with a per-column scale, both layouts; e5m2 with bf16 activations.
+        for transB in [true, false] {
+            try check(d, m: 150, n: 133, k: 70, transB: transB, bType: .f8e4m3fn, bias: true, perColumnScale: true, coopmat2: t, coopmat2Emulated: emulated, seed: 1060)
+            try check(d, m: 136, n: 72, k: 64, transB: transB, aType: .bf16, bType: .f8e5m2, coopmat2: t, coopmat2Emulated: emulated, seed: 1061)
+        }
+        // Batches (16-byte aligned strides): folded into M, transposed A with a shared B, both batched.
+        try check(d, m: 50, n: 40, k: 72, batchA: 3, coopmat2: t, coopmat2Emulated: emulated, seed: 1070)
+        try check(d, m: 48, n: 40, k: 70, batchA: 3, transA: true, transB: false, coopmat2: t, coopmat2Emulated: emulated, seed: 1071)
+        try check(d, m: 40, n: 48, k: 56, batchA: 3, batchB: 3, coopmat2: t, coopmat2Emulated: emulated, seed: 1073)
+        // Epilogues: alpha, bias, activations, residuals of each type; f16 output.
+        try check(d, m: 150, n: 133, k: 70, batchA: 2, alpha: 0.5, bias: true, activation: .geluTanh, residualType: .f32,
+                  coopmat2: t, coopmat2Emulated: emulated, seed: 1080)
+        try check(d, m: 136, n: 72, k: 64, outType: .f16, bias: true, activation: .geluErf, residualType: .bf16, coopmat2: t, coopmat2Emulated: emulated, seed: 1081)
+        try check(d, m: 136, n: 72, k: 64, aType: .bf16, bType: .f8e4m3fn, outType: .f16, bias: true, activation: .silu,
+                  residualType: .f16, perColumnScale: true, coopmat2: t, coopmat2Emulated: emulated, seed: 1082)
+        // The tiles a tuning sweep tries (WAN_GEMM_CM2_TILE).
+        for (i, tile) in sweep.enumerated() {
+            try check(d, m: 300, n: 264, k: 520, transB: true, aType: .f32, bType: .bf16, coopmat2: tile, coopmat2Emulated: emulated,
+                      seed: 1100 + UInt64(i))
+            try check(d, m: 150, n: 133, k: 70, transA: true, transB: false, bias: true, coopmat2: tile, coopmat2Emulated: emulated,
+                      seed: 1200 + UInt64(i))
+        }
+    }
+
+    /// The coopmat2 GEMM's shader with emulated matrices (`gemm_cm2_emulated`): the whole case list on any device,
+    /// including tiles of other shapes and a non-power-of-two one.
+    @Test func coopmat2Emulated() throws {
+        guard let d = try TestDevices.vulkan() else { return }
+        let sweep = try ["48x32x16", "16x64x32", "32x16x48"].map { try GEMMCoopmat2.Tile(parsing: $0) }
+        try coopmat2Cases(d, tile: GEMMCoopmat2.emulatedTile, emulated: true, sweep: sweep)
         TestDevices.checkValidation()
     }
 }

@@ -193,7 +193,8 @@ extension CommandList {
     func gemm(_ a: Tensor, _ b: Tensor, out: Tensor, transposeA: Bool, transposeB: Bool, alpha: Float,
               bias: Tensor?, activation: Activation, residual: Tensor?, weightScale: Tensor? = nil, tile: GEMMTile?,
               coopmat: Bool? = nil, fp16Compute: Bool = false, coopmatTile: GEMMCoopmat.Tile? = nil,
-              coopmatEmulation: CoopmatEmulation? = nil, coopmat2: Bool? = nil, coopmat2Tile: GEMMCoopmat2.Tile? = nil) throws {
+              coopmatEmulation: CoopmatEmulation? = nil, coopmat2: Bool? = nil, coopmat2Tile: GEMMCoopmat2.Tile? = nil,
+              coopmat2Emulated: Bool = false) throws {
         let op = "gemm"
         try checkDevice([a, b, out] + [bias, residual, weightScale].compactMap { $0 }, op: op)
         for (name, t) in [("A", a), ("out", out)] + [("bias", bias), ("residual", residual)].compactMap({ n, t in t.map { (n, $0) } }) {
@@ -276,29 +277,41 @@ extension CommandList {
             try CoopmatAPI.checkEnvironment()
             let tensorCores = coopmat ?? GEMMCoopmat.chosen(caps, a: a.dtype, b: b.dtype, fp16Compute: fp16Compute)
             let c2 = GEMMCoopmat2.self
-            let eligible2 = c2.eligible(a: a, b: b, out: out, residual: residual, strideA: strideA, strideB: strideB, strideOut: strideOut)
-            if coopmat2 ?? (coopmatEmulation == nil && tensorCores && c2.chosen(caps) && eligible2) {
-                guard c2.supported(caps), let shape = c2.shape(caps), let limits = caps.cooperativeMatrix2 else {
-                    throw RuntimeError.missingFeature(device: caps.deviceName, feature: "VK_NV_cooperative_matrix2 (workgroup scope, flexible dimensions, per-element operations, tensor addressing, block loads; fp16 x fp16 -> fp32) on Vulkan 1.3\(c2.built ? "" : ", in a build with glslang 15 (Benchmarks/glslang-newer.sh)")")
+            let eligible2 = c2.eligible(a: a, b: b, out: out, residual: residual, batch: nb, strideA: strideA, strideB: strideB, strideOut: strideOut)
+            if coopmat2Emulated || coopmat2 ?? (coopmatEmulation == nil && tensorCores && c2.chosen(caps) && eligible2) {
+                let t: GEMMCoopmat2.Tile, invocations: Int
+                if coopmat2Emulated {
+                    t = coopmat2Tile ?? c2.emulatedTile
+                    invocations = c2.emulatedInvocations
+                    guard CoopmatEmulation.supported(caps), c2.emulationFits(t, caps) else {
+                        throw RuntimeError.missingFeature(device: caps.deviceName, feature: "fp16 arithmetic and \(c2.emulationSharedBytes(t)) bytes of shared memory (emulated coopmat2 tile \(t))")
+                    }
+                } else {
+                    guard c2.supported(caps), let shape = c2.shape(caps), let limits = caps.cooperativeMatrix2 else {
+                        throw RuntimeError.missingFeature(device: caps.deviceName, feature: "VK_NV_cooperative_matrix2 (workgroup scope, flexible dimensions, per-element operations, tensor addressing, block loads; fp16 x fp16 -> fp32) on Vulkan 1.3\(c2.built ? "" : ", in a build with glslang 15 (Benchmarks/glslang-newer.sh)")")
+                    }
+                    t = try coopmat2Tile ?? c2.tile()
+                    guard t.fits(shape, maxDimension: limits.maxDimension) else {
+                        throw RuntimeError.invalidArgument("\(op): coopmat2 tile \(t) does not fit \(caps.deviceName)'s shape \(shape) (dimensions up to \(limits.maxDimension))")
+                    }
+                    invocations = shape.workgroupInvocations
                 }
                 guard eligible2 else {
                     throw RuntimeError.invalidArgument("\(op): the coopmat2 GEMM needs an f32 or f16 output and 16-byte aligned operands and batch strides")
                 }
-                let t = try coopmat2Tile ?? c2.tile()
-                guard t.fits(shape, maxDimension: limits.maxDimension) else {
-                    throw RuntimeError.invalidArgument("\(op): coopmat2 tile \(t) does not fit \(caps.deviceName)'s shape \(shape) (dimensions up to \(limits.maxDimension))")
-                }
                 let constants: [UInt32] = [
-                    UInt32(t.bm), UInt32(t.bn), UInt32(t.bk), 0, 0, UInt32(shape.workgroupInvocations),
+                    UInt32(t.bm), UInt32(t.bn), UInt32(t.bk), 0, 0, UInt32(invocations),
                     a.dtype.code, b.dtype.code, out.dtype.code, bias?.dtype.code ?? 0, residual?.dtype.code ?? 0,
                     transposeA ? 1 : 0, transposeB ? 1 : 0, bias != nil ? 1 : 0, residual != nil ? 1 : 0,
                     activation.code, scaleMode,
                 ]
                 let groups = ((n + t.bn - 1) / t.bn, (mm + t.bm - 1) / t.bm, min(nb, caps.maxComputeWorkGroupCount[2]))
-                try r.dispatch(Kernel(name: "gemm_cm2", spirv: SPIRV.gemm_cm2), constants: constants,
+                let kernel = coopmat2Emulated ? Kernel(name: "gemm_cm2_emulated", spirv: SPIRV.gemm_cm2_emulated)
+                                              : Kernel(name: "gemm_cm2", spirv: SPIRV.gemm_cm2)
+                try r.dispatch(kernel, constants: constants,
                                push: gemmPush(a, b, out, bias, residual, weightScale, mm, n, k, nb, strideA, strideB, strideOut, alpha),
                                groups: groups, reads: [a, b] + [bias, residual, weightScale].compactMap { $0 }, writes: [out],
-                               label: label + " [coopmat2 \(t)]")
+                               label: label + " [coopmat2 \(coopmat2Emulated ? "emulated " : "")\(t)]")
                 return
             }
             if coopmatEmulation != nil || tensorCores {

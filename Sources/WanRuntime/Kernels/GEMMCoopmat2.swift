@@ -36,6 +36,19 @@ enum GEMMCoopmat2 {
     /// The default tile: 128×128 in 32-wide K slices.
     static let defaultTile = Tile(bm: 128, bn: 128, bk: 32)
 
+    /// The emulated shader's default tile (`gemm_cm2_emulated`, for tests on devices without the extension) and
+    /// workgroup size.
+    static let emulatedTile = Tile(bm: 32, bn: 32, bk: 16)
+    static let emulatedInvocations = 64
+
+    /// Shared memory the emulation needs for `t` (its product scratch: an fp16 A and B tile).
+    static func emulationSharedBytes(_ t: Tile) -> Int { 2 * (t.bm * t.bk + t.bk * t.bn) }
+
+    /// Whether a device with `caps` runs the emulated shader with tile `t`.
+    static func emulationFits(_ t: Tile, _ caps: Capabilities) -> Bool {
+        emulationSharedBytes(t) <= caps.maxComputeSharedMemorySize && emulatedInvocations <= caps.maxComputeWorkGroupInvocations
+    }
+
     /// `WAN_GEMM_CM2_TILE` when set, else the default tile.
     static func tile() throws -> Tile {
         guard let env = getenv("WAN_GEMM_CM2_TILE"), env.pointee != 0 else { return defaultTile }
@@ -72,11 +85,12 @@ enum GEMMCoopmat2 {
     static func supported(_ caps: Capabilities) -> Bool { built && caps.cooperativeMatrix2Enabled && offered(caps) }
 
     /// Whether the operands suit the shader: an f32 or f16 output (residual f32/f16/bf16), and every tensor's base
-    /// (each batch's too) on 16 bytes, as tensor-layout loads and stores require.
-    static func eligible(a: Tensor, b: Tensor, out: Tensor, residual: Tensor?, strideA: Int, strideB: Int, strideOut: Int) -> Bool {
+    /// (each of the `batch` batches' too) on 16 bytes, as tensor-layout loads and stores require.
+    static func eligible(a: Tensor, b: Tensor, out: Tensor, residual: Tensor?, batch: Int, strideA: Int, strideB: Int,
+                         strideOut: Int) -> Bool {
         guard out.dtype == .f32 || out.dtype == .f16 else { return false }
         let bases: [(Tensor, Int)] = [(a, strideA), (b, strideB), (out, strideOut)] + (residual.map { [($0, strideOut)] } ?? [])
-        return bases.allSatisfy { t, stride in t.deviceAddress % 16 == 0 && (stride * t.dtype.size) % 16 == 0 }
+        return bases.allSatisfy { t, stride in t.deviceAddress % 16 == 0 && (batch == 1 || (stride * t.dtype.size) % 16 == 0) }
     }
 
     /// The policy: `WAN_GEMM_CM2=1` uses it where supported and eligible (otherwise, or unset, the subgroup-scope

@@ -1,0 +1,144 @@
+// The GEMM of gemm.comp and gemm_coopmat.comp on VK_NV_cooperative_matrix2: one workgroup-scope cooperative matrix
+// per operand tile, loaded straight from memory through tensor layouts (the driver stages them through shared memory
+// and picks the MMA instructions and their schedule; no staging code here), with the same operands, push constants
+// and epilogue:
+//   out[z] = act(alpha * op(A[z]) * op(B[z]) (* scale) + bias) (+ residual[z]).
+// A workgroup computes a BM x BN tile in BK-wide K slices: fp16 operand tiles (f16 loaded as is; f32 and bf16
+// converted to fp16 by decode functions while loading, fp8 weights decoded exactly), fp32 accumulation. Edges need
+// no code: the layouts clamp to zero outside the operands (M, N and K tails contribute nothing) and drop stores
+// outside the output. Transposed operands are loaded through a permuting tensor view. The epilogue runs per element
+// (coopMatPerElementNV: scale, bias, activation), adds the residual loaded as a matrix, and stores f32 or f16.
+// Natively (gemm_cm2.comp) it needs glslang 15 (an optional build, Benchmarks/glslang-newer.sh) and a device with
+// VK_NV_cooperative_matrix2 (workgroup scope, flexible dimensions, per-element operations, tensor addressing); the
+// host checks 16-byte aligned operand bases and batch strides and a workgroup size the driver lists for fp16 x fp16
+// -> fp32 at workgroup scope. gemm_cm2_emulated.comp runs the same code on emulated matrices (include/cm2.glsl).
+#extension GL_EXT_control_flow_attributes : enable
+#extension GL_GOOGLE_include_directive : enable
+#include "common.glsl"
+#define CM_UNROLL [[unroll]]
+#include "half_staging.glsl"
+
+layout(local_size_x_id = 5) in;
+
+layout(constant_id = 0) const uint BM = 128;
+layout(constant_id = 1) const uint BN = 128;
+layout(constant_id = 2) const uint BK = 32;
+// constants 3 and 4 (gemm_coopmat's subgroup tile) are not used; 5 is the workgroup size
+layout(constant_id = 6) const uint A_DT = 1;
+layout(constant_id = 7) const uint B_DT = 1;
+layout(constant_id = 8) const uint OUT_DT = 0;
+layout(constant_id = 9) const uint BIAS_DT = 0;
+layout(constant_id = 10) const uint RES_DT = 0;
+layout(constant_id = 11) const uint TRANS_A = 0;
+layout(constant_id = 12) const uint TRANS_B = 0;
+layout(constant_id = 13) const uint HAS_BIAS = 0;
+layout(constant_id = 14) const uint HAS_RES = 0;
+layout(constant_id = 15) const uint ACT = 0;     // 0 none, 1 gelu (tanh), 2 gelu (erf), 3 silu
+layout(constant_id = 16) const uint SCALE = 0;   // 0 none, 1 per tensor, 2 per column n
+
+layout(push_constant) uniform P {
+    uint64_t a;
+    uint64_t b;
+    uint64_t out_;
+    uint64_t bias;
+    uint64_t res;
+    uint64_t scale;
+    uint M;
+    uint N;
+    uint K;
+    uint batch;
+    uint strideA;
+    uint strideB;
+    uint strideOut;
+    float alpha;
+} p;
+
+#include "gemm_epilogue.glsl"
+
+#define CM2_EMU_A_SIZE (BM * BK)
+#define CM2_EMU_B_SIZE (BK * BN)
+#include "cm2.glsl"
+
+// One element, as the decode functions receive it.
+layout(buffer_reference, std430, buffer_reference_align = 4) buffer F32Elem { float v; };
+layout(buffer_reference, std430, buffer_reference_align = 2) buffer U16Elem { uint16_t v; };
+layout(buffer_reference, std430, buffer_reference_align = 1) buffer U8Elem { uint8_t v; };
+
+// Operand decoding to fp16 (the layouts' block size is 1: each call gets one element).
+float16_t from_f32(const in F32Elem e, const in uint block[2], const in uint inBlock[2]) { return float16_t(e.v); }
+float16_t from_bf16(const in U16Elem e, const in uint block[2], const in uint inBlock[2]) {
+    return float16_t(uintBitsToFloat(uint(e.v) << 16));
+}
+float16_t from_e4m3(const in U8Elem e, const in uint block[2], const in uint inBlock[2]) {
+    return uint16BitsToFloat16(uint16_t(e4m3x4_to_f16(uvec4(uint(e.v))).x));
+}
+float16_t from_e5m2(const in U8Elem e, const in uint block[2], const in uint inBlock[2]) {
+    return uint16BitsToFloat16(uint16_t(uint(e.v) << 8));
+}
+// Residual decoding to fp32.
+float res_from_f16(const in U16Elem e, const in uint block[2], const in uint inBlock[2]) { return f16_to_f32(uint(e.v)); }
+float res_from_bf16(const in U16Elem e, const in uint block[2], const in uint inBlock[2]) {
+    return uintBitsToFloat(uint(e.v) << 16);
+}
+
+// Scale, bias and activation of the accumulated value v at (r, c) of the tile whose first column is n0.
+float tile_output(const in uint r, const in uint c, const in float v, const in uint n0) {
+    uint col = n0 + c;
+    if (col >= p.N) return 0.0;   // outside the output: dropped by the store
+    float s = p.alpha;
+    if (SCALE == 1u) s *= F32Ref(p.scale).v[0];
+    if (SCALE == 2u) s *= F32Ref(p.scale).v[col];
+    float x = v * s;
+    if (HAS_BIAS != 0u) x += load_elem(p.bias, BIAS_DT, col);
+    return activate(x);
+}
+
+void main() {
+    uint m0 = gl_WorkGroupID.y * BM, n0 = gl_WorkGroupID.x * BN;
+    uint M = p.M, N = p.N, K = p.K;
+    // The operands in their stored layouts: A is M x K (K x M when transposed), B K x N (N x K when transposed).
+    const bool ta = TRANS_A != 0u, tb = TRANS_B != 0u;
+    uint aRows = ta ? K : M, aCols = ta ? M : K, bRows = tb ? N : K, bCols = tb ? K : N;
+
+    for (uint z = gl_WorkGroupID.z; z < p.batch; z += gl_NumWorkGroups.z) {
+        uint64_t aBase = p.a + uint64_t(z) * uint64_t(p.strideA) * uint64_t(dt_size(A_DT));
+        uint64_t bBase = p.b + uint64_t(z) * uint64_t(p.strideB) * uint64_t(dt_size(B_DT));
+        uint64_t outBase = p.out_ + uint64_t(z) * uint64_t(p.strideOut) * uint64_t(dt_size(OUT_DT));
+        uint64_t resBase = p.res + uint64_t(z) * uint64_t(p.strideOut) * uint64_t(dt_size(RES_DT));
+
+        CM2_ACC(BM, BN) acc;
+        CM2_ACC_FILL(acc, BM, BN, 0.0);
+        for (uint k0 = 0u; k0 < K; k0 += BK) {
+            CM2_A(BM, BK) ma;
+            CM2_B(BK, BN) mb;
+            // A's tile: rows m0.., columns k0.. (of the stored K x M when transposed: rows k0.., columns m0..).
+            uint ar0 = ta ? k0 : m0, ac0 = ta ? m0 : k0;
+            if (A_DT == DT_F16) CM2_LOAD(ma, BM, BK, float16_t, Cm2F16, aBase, aRows, aCols, aCols, ar0, ac0, ta);
+            else if (A_DT == DT_F32) CM2_LOAD_DECODE(ma, BM, BK, float16_t, aBase, aRows, aCols, aCols, ar0, ac0, ta, from_f32, F32Elem, 4u);
+            else CM2_LOAD_DECODE(ma, BM, BK, float16_t, aBase, aRows, aCols, aCols, ar0, ac0, ta, from_bf16, U16Elem, 2u);
+            uint br0 = tb ? n0 : k0, bc0 = tb ? k0 : n0;
+            if (B_DT == DT_F16) CM2_LOAD(mb, BK, BN, float16_t, Cm2F16, bBase, bRows, bCols, bCols, br0, bc0, tb);
+            else if (B_DT == DT_F32) CM2_LOAD_DECODE(mb, BK, BN, float16_t, bBase, bRows, bCols, bCols, br0, bc0, tb, from_f32, F32Elem, 4u);
+            else if (B_DT == DT_BF16) CM2_LOAD_DECODE(mb, BK, BN, float16_t, bBase, bRows, bCols, bCols, br0, bc0, tb, from_bf16, U16Elem, 2u);
+            else if (B_DT == DT_F8E4M3) CM2_LOAD_DECODE(mb, BK, BN, float16_t, bBase, bRows, bCols, bCols, br0, bc0, tb, from_e4m3, U8Elem, 1u);
+            else CM2_LOAD_DECODE(mb, BK, BN, float16_t, bBase, bRows, bCols, bCols, br0, bc0, tb, from_e5m2, U8Elem, 1u);
+            CM2_MULADD(acc, ma, mb, BM, BK, BN);
+        }
+
+        CM2_PER_ELEMENT(acc, acc, BM, BN, tile_output, n0);
+        if (HAS_RES != 0u) {
+            CM2_ACC(BM, BN) r;
+            if (RES_DT == DT_F32) CM2_LOAD(r, BM, BN, float, Cm2F32, resBase, M, N, N, m0, n0, false);
+            else if (RES_DT == DT_F16) CM2_LOAD_DECODE(r, BM, BN, float, resBase, M, N, N, m0, n0, false, res_from_f16, U16Elem, 2u);
+            else CM2_LOAD_DECODE(r, BM, BN, float, resBase, M, N, N, m0, n0, false, res_from_bf16, U16Elem, 2u);
+            CM2_ADD(acc, r);
+        }
+        if (OUT_DT == DT_F32) {
+            CM2_STORE(acc, BM, BN, Cm2F32, outBase, M, N, N, m0, n0);
+        } else {   // f16 (bf16 outputs use the other GEMMs)
+            CM2_ACC16(BM, BN) h;
+            CM2_CONVERT(h, CM2_ACC16(BM, BN), acc, BM, BN, float16_t);
+            CM2_STORE(h, BM, BN, Cm2F16, outBase, M, N, N, m0, n0);
+        }
+    }
+}
