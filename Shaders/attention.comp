@@ -49,21 +49,7 @@ layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer RoU
 layout(buffer_reference, std430, buffer_reference_align = 4) readonly buffer RoF32 { float v[]; };
 layout(buffer_reference, std430, buffer_reference_align = 2) readonly buffer RoU16 { uint16_t v[]; };
 
-layout(push_constant) uniform P {
-    uint64_t q;
-    uint64_t k;
-    uint64_t v;
-    uint64_t o;
-    uint qsB, qsL, qsH;  // element strides of q (batch, position, head)
-    uint ksB, ksL, ksH;
-    uint vsB, vsL, vsH;
-    uint Lq;
-    uint kvLen;          // keys attended (the rest are masked)
-    uint H;
-    uint batch0;         // first batch of this dispatch
-    uint batchCount;
-    float qscale;        // softmax scale · log2(e)
-} p;
+#include "attention_push.glsl"
 
 const float NEG = -1.0e30;          // masked score / initial running max (exp2(NEG − m) == 0)
 const uint DP = (HD + 3u) / 4u * 4u; // head dim padded to a multiple of 4

@@ -50,8 +50,6 @@ layout(buffer_reference, std430, buffer_reference_align = 2) readonly buffer RoU
 layout(buffer_reference, std430, buffer_reference_align = 4) readonly buffer RoU32 { uint v[]; };
 layout(buffer_reference, std430, buffer_reference_align = 1) readonly buffer RoU8 { uint8_t v[]; };
 
-uint dt_size(uint dt) { return dt == DT_F32 ? 4u : (dt == DT_F16 || dt == DT_BF16) ? 2u : 1u; }
-
 // Four fp8 codes (bytes of w, little-endian) decoded to fp32 (exact): FP8 weights stay one byte in
 // device memory and are expanded only here, while a slice is staged into shared memory.
 vec4 decode_fp8x4(uint w, uint dt) {

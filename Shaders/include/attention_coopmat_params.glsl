@@ -13,21 +13,7 @@ layout(constant_id = 8) const uint VEC_Q = 0;   // 4-element vector loads allowe
 layout(constant_id = 9) const uint VEC_K = 0;
 layout(constant_id = 10) const uint VEC_V = 0;
 
-layout(push_constant) uniform P {
-    uint64_t q;
-    uint64_t k;
-    uint64_t v;
-    uint64_t o;
-    uint qsB, qsL, qsH;  // element strides of q (batch, position, head)
-    uint ksB, ksL, ksH;
-    uint vsB, vsL, vsH;
-    uint Lq;
-    uint kvLen;          // keys attended (the rest are masked)
-    uint H;
-    uint batch0;         // first batch of this dispatch
-    uint batchCount;
-    float qscale;        // softmax scale · log2(e)
-} p;
+#include "attention_push.glsl"
 
 const float NEG = -1.0e30;
 const uint BR = 16u * SG;

@@ -26,6 +26,7 @@
 //   CM2_CONVERT(dst, DT, src, R, C, ET)           dst = src as type DT (element type ET), e.g. an accumulator
 //                                                 to an operand
 //   CM2_ADD(dst, src)                             dst += src
+//   CM2_COPY(dst, src)                            dst = src (same type)
 //
 // The emulation: a matrix is an array of ceil(R·C / WG) elements per invocation; element e of invocation t is
 // (i / C, i % C) with i = t + e·WG. Products, reductions and nothing else go through shared memory
@@ -38,6 +39,17 @@
 layout(buffer_reference, std430, buffer_reference_align = 16) buffer Cm2F16 { float16_t v[]; };
 layout(buffer_reference, std430, buffer_reference_align = 16) buffer Cm2F32 { float v[]; };
 layout(buffer_reference, std430, buffer_reference_align = 16) buffer Cm2Bytes { uint8_t v[]; };
+
+// One element, as decode functions receive it.
+layout(buffer_reference, std430, buffer_reference_align = 4) buffer F32Elem { float v; };
+layout(buffer_reference, std430, buffer_reference_align = 2) buffer U16Elem { uint16_t v; };
+layout(buffer_reference, std430, buffer_reference_align = 1) buffer U8Elem { uint8_t v; };
+
+// f32 and bf16 operands rounded to fp16 while loading (CM2_LOAD_DECODE with F32Elem, 4 or U16Elem, 2).
+float16_t from_f32(const in F32Elem e, const in uint block[2], const in uint inBlock[2]) { return float16_t(e.v); }
+float16_t from_bf16(const in U16Elem e, const in uint block[2], const in uint inBlock[2]) {
+    return float16_t(uintBitsToFloat(uint(e.v) << 16));
+}
 
 #ifdef CM2_EMULATE
 
@@ -115,6 +127,7 @@ shared float cm2_emu_r[CM2_EMU_R_SIZE];
 
 #define CM2_CONVERT(dst, DT, src, R, C, ET) do { CM2_FOR(dst, R, C) dst[cm2_e] = ET(src[cm2_e]); } while (false)
 #define CM2_ADD(dst, src) do { [[dont_unroll]] for (uint cm2_e = 0u; cm2_e < dst.length(); cm2_e++) dst[cm2_e] += src[cm2_e]; } while (false)
+#define CM2_COPY(dst, src) do { [[dont_unroll]] for (uint cm2_e = 0u; cm2_e < dst.length(); cm2_e++) dst[cm2_e] = src[cm2_e]; } while (false)
 
 #else
 
@@ -153,5 +166,6 @@ shared float cm2_emu_r[CM2_EMU_R_SIZE];
 #define CM2_REDUCE_ROWS(dst, DC, src, R, C, fn) coopMatReduceNV(dst, src, gl_CooperativeMatrixReduceRowNV, fn)
 #define CM2_CONVERT(dst, DT, src, R, C, ET) dst = DT(src)
 #define CM2_ADD(dst, src) dst += src
+#define CM2_COPY(dst, src) dst = src
 
 #endif

@@ -135,6 +135,9 @@ uint f32_to_f8e5m2(float f) {
 
 // ---- typed element access by dtype code ----
 
+// Bytes of one element of dtype dt.
+uint dt_size(uint dt) { return dt == DT_F32 ? 4u : (dt == DT_F16 || dt == DT_BF16) ? 2u : 1u; }
+
 float load_elem(uint64_t base, uint dt, uint i) {
     if (dt == DT_F32) return F32Ref(base).v[i];
     if (dt == DT_F16) return f16_to_f32(uint(U16Ref(base).v[i]));

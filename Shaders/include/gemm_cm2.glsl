@@ -59,16 +59,7 @@ layout(push_constant) uniform P {
 #define CM2_EMU_B_SIZE (BK * BN)
 #include "cm2.glsl"
 
-// One element, as the decode functions receive it.
-layout(buffer_reference, std430, buffer_reference_align = 4) buffer F32Elem { float v; };
-layout(buffer_reference, std430, buffer_reference_align = 2) buffer U16Elem { uint16_t v; };
-layout(buffer_reference, std430, buffer_reference_align = 1) buffer U8Elem { uint8_t v; };
-
-// Operand decoding to fp16 (the layouts' block size is 1: each call gets one element).
-float16_t from_f32(const in F32Elem e, const in uint block[2], const in uint inBlock[2]) { return float16_t(e.v); }
-float16_t from_bf16(const in U16Elem e, const in uint block[2], const in uint inBlock[2]) {
-    return float16_t(uintBitsToFloat(uint(e.v) << 16));
-}
+// FP8 weights decoded to fp16 (exactly; the layouts' block size is 1: each call gets one element).
 float16_t from_e4m3(const in U8Elem e, const in uint block[2], const in uint inBlock[2]) {
     return uint16BitsToFloat16(uint16_t(e4m3x4_to_f16(uvec4(uint(e.v))).x));
 }

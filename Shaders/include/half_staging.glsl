@@ -5,8 +5,6 @@
 layout(buffer_reference, std430, buffer_reference_align = 16) buffer U32x4Ref { uvec4 v[]; };
 layout(buffer_reference, std430, buffer_reference_align = 8) buffer U32x2Ref { uvec2 v[]; };
 
-uint dt_size(uint dt) { return dt == DT_F32 ? 4u : (dt == DT_F16 || dt == DT_BF16) ? 2u : 1u; }
-
 // ---- staging: raw chunks of 8 elements, converted to 8 packed halves ----
 
 // fp32 bits -> fp16 bits, round to nearest even (overflow to infinity, NaN to 0x7e00), as f32_to_f16 in

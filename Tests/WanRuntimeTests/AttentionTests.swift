@@ -25,6 +25,10 @@ private struct AttentionCase: CustomStringConvertible {
     var emulation: CoopmatEmulation?
     /// The tensor-core variant's softmax (nil: `WAN_ATTN_COOPMAT_SOFTMAX` or shared).
     var softmax: AttentionCoopmat.Softmax?
+    /// Forces the coopmat2 variant on or off (nil: the policy), its tile, and its emulated build.
+    var coopmat2: Bool?
+    var coopmat2Tile: AttentionCoopmat2.Tile?
+    var coopmat2Emulated = false
 
     var description: String {
         "B\(batch) Lq\(lq) Lk\(lk) H\(heads) D\(d) \(qType),\(kType),\(vType)->\(outType)"
@@ -34,6 +38,8 @@ private struct AttentionCase: CustomStringConvertible {
             + (cpuWide.map { " cpu wide \($0.queries)x\($0.keys)" } ?? "")
             + (coopmat.map { $0 ? " coopmat" : " no coopmat" } ?? "") + (coopmatTile.map { " \($0)" } ?? "")
             + (emulation.map { " emulated (layout \($0.layout))" } ?? "") + (softmax.map { " softmax \($0)" } ?? "")
+            + (coopmat2.map { $0 ? " coopmat2" : " no coopmat2" } ?? "") + (coopmat2Tile.map { " \($0)" } ?? "")
+            + (coopmat2Emulated ? " coopmat2 emulated" : "")
     }
 }
 
@@ -91,7 +97,9 @@ private func runCase(_ c: AttentionCase, on devices: [Device], seed: UInt64) thr
         let list = try CommandList(device: device)
         try list.attention(q: q, k: k, v: v, out: out, scale: c.scale, keyLengths: c.lengths, tile: c.tile, cpuBlocks: c.cpuBlocks,
                            coopmat: device.isCPU ? nil : c.coopmat, coopmatTile: c.coopmatTile, cpuWideBlocks: c.cpuWide,
-                           coopmatEmulation: device.isCPU ? nil : c.emulation, coopmatSoftmax: c.softmax)
+                           coopmatEmulation: device.isCPU ? nil : c.emulation, coopmatSoftmax: c.softmax,
+                           coopmat2: device.isCPU ? nil : c.coopmat2, coopmat2Tile: c.coopmat2Tile,
+                           coopmat2Emulated: !device.isCPU && c.coopmat2Emulated)
         try list.run()
         got.append(try device.read(out))
     }
@@ -418,6 +426,133 @@ private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol:
             c.d = 128
             c.qType = .bf16
             try check(c, devices: [d], seed: 32, tol: tol)
+        }
+    }
+}
+
+/// The coopmat2 variant (`attention_cm2.comp`, VK_NV_cooperative_matrix2): against float64 on devices that have the
+/// extension (q, k, v and the probabilities rounded to fp16); elsewhere (lavapipe) forcing it is a clear error, and the
+/// same shader runs its whole case list with emulated workgroup-scope matrices (`attention_cm2_emulated`).
+@Suite struct AttentionCoopmat2Tests {
+    /// `WAN_ATTN_CM2_TILE` syntax, what the variant needs of a device (edited capabilities) and of its operands.
+    @Test func coopmat2Policy() throws {
+        #expect(try AttentionCoopmat2.Tile(parsing: "64x64") == AttentionCoopmat2.defaultTile)
+        for bad in ["64", "64x60", "0x64", "64x64x64", "axb"] {
+            #expect(throws: RuntimeError.self, "\(bad)") { try AttentionCoopmat2.Tile(parsing: bad) }
+        }
+        guard let d = try TestDevices.vulkan(), var caps = d.vulkan?.capabilities else { return }
+        let shape = Capabilities.FlexibleShape(mGranularity: 16, nGranularity: 16, kGranularity: 16, a: "f16", b: "f16", c: "f32",
+                                               result: "f32", scope: "workgroup", workgroupInvocations: 256)
+        var shape128 = shape
+        shape128.workgroupInvocations = 128
+        caps.apiVersion = "1.3.280"
+        caps.shaderFloat16 = true
+        caps.vulkanMemoryModel = true
+        caps.maxComputeWorkGroupSize = [1024, 1024, 64]
+        caps.cooperativeMatrix2 = Capabilities.CooperativeMatrix2(workgroupScope: true, flexibleDimensions: true, reductions: true,
+                                                                  conversions: true, perElementOperations: true, tensorAddressing: true,
+                                                                  blockLoads: true, maxWorkgroupSize: 256, maxDimension: 256,
+                                                                  reservedSharedMemory: 1024, shapes: [shape, shape128])
+        #expect(AttentionCoopmat2.offered(caps) && AttentionCoopmat2.shape(caps) == shape128, "128 invocations preferred")
+        for missing in [\Capabilities.CooperativeMatrix2.reductions, \.conversions, \.perElementOperations, \.tensorAddressing] {
+            var c = caps
+            c.cooperativeMatrix2?[keyPath: missing] = false
+            #expect(!AttentionCoopmat2.offered(c), "\(missing)")
+        }
+        caps.cooperativeMatrix2Enabled = true
+        #expect(AttentionCoopmat2.supported(caps, headDim: 128) == AttentionCoopmat2.built)
+        #expect(!AttentionCoopmat2.supported(caps, headDim: 24) && !AttentionCoopmat2.supported(caps, headDim: 272))
+        caps.cooperativeMatrix2Enabled = false
+        #expect(!AttentionCoopmat2.supported(caps, headDim: 128), "not enabled on the opened device")
+        // Tiles: both products' dimensions multiples of the granularities, within the maximum.
+        #expect(AttentionCoopmat2.defaultTile.fits(shape, maxDimension: 256, headDim: 128))
+        #expect(!AttentionCoopmat2.defaultTile.fits(shape, maxDimension: 256, headDim: 40), "head dim off the granularity")
+        var coarse = shape
+        coarse.kGranularity = 32
+        #expect(!AttentionCoopmat2.Tile(br: 64, bc: 48).fits(coarse, maxDimension: 256, headDim: 128), "keys off K's granularity")
+        #expect(!AttentionCoopmat2.Tile(br: 64, bc: 64).fits(shape, maxDimension: 128, headDim: 256), "beyond the maximum")
+        // Operands: f32/f16 outputs, aligned heads and rows, rows that do not overlap.
+        let q = try d.empty([2, 10, 3, 64], dtype: .f16), st = [10 * 3 * 64, 3 * 64, 64]
+        #expect(AttentionCoopmat2.eligible(q: q, k: q, v: q, out: try d.empty([2, 10, 3, 64]), qs: st, ks: st, vs: st, headDim: 64))
+        #expect(AttentionCoopmat2.eligible(q: q, k: q, v: q, out: try d.empty([2, 10, 3, 64], dtype: .f16), qs: st, ks: st, vs: st, headDim: 64))
+        #expect(!AttentionCoopmat2.eligible(q: q, k: q, v: q, out: try d.empty([2, 10, 3, 64], dtype: .bf16), qs: st, ks: st, vs: st, headDim: 64))
+        let odd = try d.empty([2, 10, 3, 20], dtype: .f16), so = [600, 60, 20]
+        #expect(!AttentionCoopmat2.eligible(q: odd, k: odd, v: odd, out: try d.empty([2, 10, 3, 20]), qs: so, ks: so, vs: so, headDim: 20),
+                "heads 40 bytes apart")
+        #expect(!AttentionCoopmat2.eligible(q: q, k: q, v: q, out: try d.empty([2, 10, 3, 64]), qs: st, ks: [st[0], 32, 64], vs: st, headDim: 64),
+                "overlapping rows")
+        let view = try q.view(atByteOffset: 8, shape: [1, 10, 3, 64], dtype: .f16)
+        #expect(!AttentionCoopmat2.eligible(q: view, k: q, v: q, out: try d.empty([1, 10, 3, 64]), qs: [0, 192, 64], ks: st, vs: st, headDim: 64))
+        if getenv("WAN_ATTN_CM2") == nil {
+            #expect(!AttentionCoopmat2.chosen(caps, headDim: 128, inputs: [.f16, .f16, .f16], fp16Compute: false), "opt-in")
+        }
+    }
+
+    /// Native where the device has VK_NV_cooperative_matrix2 and this build the shader; elsewhere forcing it fails.
+    @Test func coopmat2Variant() throws {
+        guard let d = try TestDevices.vulkan(), let caps = d.vulkan?.capabilities else { return }
+        guard AttentionCoopmat2.supported(caps, headDim: 64) else {
+            #expect(throws: RuntimeError.self) { try check(AttentionCase(d: 64, qType: .f16, kType: .f16, vType: .f16, coopmat2: true), devices: [d]) }
+            #expect(!AttentionCoopmat2.chosen(caps, headDim: 64, inputs: [.f16, .f16, .f16], fp16Compute: true))
+            print("note: \(caps.deviceName): no coopmat2 attention (shader \(AttentionCoopmat2.built ? "built" : "not built"), VK_NV_cooperative_matrix2 \(caps.nvCooperativeMatrix2 ? "present" : "absent"))")
+            return
+        }
+        var sweep: [AttentionCoopmat2.Tile] = []
+        if let shape = AttentionCoopmat2.shape(caps), let limits = caps.cooperativeMatrix2 {
+            sweep = try ["128x64", "64x128", "32x64", "128x128", "64x32"].map { try AttentionCoopmat2.Tile(parsing: $0) }
+                .filter { $0.fits(shape, maxDimension: limits.maxDimension, headDim: 64) }
+        }
+        try cases(d, emulated: false, sweep: sweep)
+        TestDevices.checkValidation()
+    }
+
+    /// The shader with emulated matrices: the whole case list on any device.
+    @Test func coopmat2Emulated() throws {
+        guard let d = try TestDevices.vulkan() else { return }
+        let sweep = try ["16x16", "48x32", "32x64", "64x16"].map { try AttentionCoopmat2.Tile(parsing: $0) }
+        try cases(d, emulated: true, sweep: sweep)
+        // Outputs the tensor layouts cannot store (bf16) are a clear error when forced.
+        #expect(throws: RuntimeError.self) {
+            try check(AttentionCase(d: 64, qType: .f16, kType: .f16, vType: .f16, outType: .bf16, coopmat2Emulated: true), devices: [d])
+        }
+        TestDevices.checkValidation()
+    }
+
+    /// The attentions of the variant tests, natively or emulated, then the tiles of `sweep`.
+    private func cases(_ d: Device, emulated: Bool, sweep: [AttentionCoopmat2.Tile]) throws {
+        let tol = 2e-2
+        func run(_ c: AttentionCase, seed: UInt64, sourceLocation: SourceLocation = #_sourceLocation) throws {
+            var c = c
+            c.coopmat2 = true
+            c.coopmat2Emulated = emulated
+            try check(c, devices: [d], seed: seed, tol: tol, sourceLocation: sourceLocation)
+        }
+        // Odd lengths (ragged query and key blocks); the long case is shorter emulated.
+        try run(AttentionCase(batch: 2, lq: 150, lk: 77, heads: 3, d: 64, qType: .f16, kType: .f16, vType: .f16, outType: .f16), seed: 1)
+        let (longQ, longK) = emulated ? (70, 161) : (300, 513)
+        try run(AttentionCase(batch: 1, lq: longQ, lk: longK, heads: 2, d: 128, qType: .bf16, kType: .bf16, vType: .bf16), seed: 2)
+        // One key, one query (length-1 dimensions have stride 0).
+        try run(AttentionCase(batch: 1, lq: 33, lk: 1, heads: 2, d: 16, qType: .f16, kType: .f16, vType: .f16), seed: 3)
+        try run(AttentionCase(batch: 2, lq: 1, lk: 40, heads: 3, d: 64, qType: .f16, kType: .f16, vType: .f16, outType: .f16), seed: 4)
+        // f32 inputs rounded to fp16 while loading; mixed dtypes.
+        try run(AttentionCase(batch: 2, lq: 65, lk: 130, heads: 2, d: 32), seed: 5)
+        try run(AttentionCase(batch: 1, lq: 70, lk: 64, heads: 2, d: 48, qType: .f32, kType: .bf16, vType: .f16), seed: 6)
+        // Key-length masking (the masked keys hold NaN), different per batch.
+        try run(AttentionCase(batch: 2, lq: 40, lk: 150, heads: 2, d: 64, qType: .f16, kType: .f16, vType: .f16,
+                              lengths: [150, 23]), seed: 7)
+        // Strided views: slices of a fused QKV tensor, and head-major k, v.
+        try run(AttentionCase(batch: 1, lq: 70, lk: 70, heads: 2, d: 64, qType: .f16, kType: .f16, vType: .f16, fused: true), seed: 8)
+        try run(AttentionCase(batch: 2, lq: 21, lk: 33, heads: 3, d: 16, qType: .bf16, kType: .bf16, vType: .bf16, headMajorKV: true), seed: 9)
+        // Large logits (softmax far from uniform).
+        try run(AttentionCase(batch: 1, lq: 64, lk: 96, heads: 1, d: 64, qType: .f16, kType: .f16, vType: .f16, magnitude: 4), seed: 10)
+        // Head dim 256 (small tile emulated: the emulation's scratch grows with the head dim).
+        var wide = AttentionCase(batch: 1, lq: 40, lk: 50, heads: 2, d: 256, qType: .f16, kType: .f16, vType: .f16)
+        if emulated { wide.coopmat2Tile = AttentionCoopmat2.Tile(br: 16, bc: 16) }
+        try run(wide, seed: 11)
+        // Other tiles (WAN_ATTN_CM2_TILE).
+        for (i, t) in sweep.enumerated() {
+            try run(AttentionCase(batch: 2, lq: 150, lk: 77, heads: 3, d: 64, qType: .f16, kType: .f16, vType: .f16,
+                                  lengths: [77, 40], coopmat2Tile: t), seed: 20 + UInt64(i))
         }
     }
 }

@@ -244,7 +244,8 @@ extension CommandList {
                    tile: AttentionTile?, cpuBlocks: (queries: Int, keys: Int)?, fp16Compute: Bool = false,
                    coopmat: Bool? = nil, coopmatTile: AttentionCoopmat.Tile? = nil,
                    cpuWideBlocks: (queries: Int, keys: Int)? = nil, coopmatEmulation: CoopmatEmulation? = nil,
-                   coopmatSoftmax: AttentionCoopmat.Softmax? = nil) throws {
+                   coopmatSoftmax: AttentionCoopmat.Softmax? = nil, coopmat2: Bool? = nil,
+                   coopmat2Tile: AttentionCoopmat2.Tile? = nil, coopmat2Emulated: Bool = false) throws {
         let op = "attention"
         try checkDevice([q, k, v, out], op: op)
         for (name, t) in [("q", q), ("k", k), ("v", v), ("out", out)] {
@@ -322,7 +323,41 @@ extension CommandList {
             }
             let kernel: Kernel, constants: [UInt32], rowsPerGroup: Int, tileLabel: String
             try CoopmatAPI.checkEnvironment()
-            if coopmatEmulation != nil
+            let c2 = AttentionCoopmat2.self
+            let eligible2 = c2.eligible(q: q, k: k, v: v, out: out, qs: qs, ks: ks, vs: vs, headDim: d)
+            if coopmat2Emulated || coopmat2 ?? (coopmatEmulation == nil && coopmat != false && eligible2
+                && c2.chosen(caps, headDim: d, inputs: [q.dtype, k.dtype, v.dtype], fp16Compute: fp16Compute)) {
+                let t: AttentionCoopmat2.Tile, invocations: Int
+                if coopmat2Emulated {
+                    t = coopmat2Tile ?? c2.emulatedTile
+                    invocations = c2.emulatedInvocations
+                    let shared = c2.emulationSharedBytes(t, headDim: d)
+                    guard c2.headDimSupported(d), CoopmatEmulation.supported(caps), shared <= caps.maxComputeSharedMemorySize,
+                          invocations <= caps.maxComputeWorkGroupInvocations else {
+                        throw RuntimeError.missingFeature(device: caps.deviceName,
+                                                          feature: "fp16 arithmetic and \(shared) bytes of shared memory (emulated coopmat2 attention, tile \(t)), head dim a multiple of 16 up to 256 (got \(d))")
+                    }
+                } else {
+                    guard c2.built, caps.cooperativeMatrix2Enabled, c2.offered(caps), c2.headDimSupported(d), let shape = c2.shape(caps),
+                          let limits = caps.cooperativeMatrix2 else {
+                        throw RuntimeError.missingFeature(device: caps.deviceName,
+                                                          feature: "VK_NV_cooperative_matrix2 (workgroup scope, flexible dimensions, reductions, conversions, per-element operations, tensor addressing; fp16 x fp16 -> fp32) on Vulkan 1.3\(c2.built ? "" : ", in a build with glslang 15 (Benchmarks/glslang-newer.sh)"), head dim a multiple of 16 up to 256 (got \(d))")
+                    }
+                    t = try coopmat2Tile ?? c2.tile()
+                    guard t.fits(shape, maxDimension: limits.maxDimension, headDim: d) else {
+                        throw RuntimeError.invalidArgument("\(op): coopmat2 tile \(t) at head dim \(d) does not fit \(caps.deviceName)'s shape \(shape) (dimensions up to \(limits.maxDimension))")
+                    }
+                    invocations = shape.workgroupInvocations
+                }
+                guard eligible2 else {
+                    throw RuntimeError.invalidArgument("\(op): the coopmat2 attention needs an f32 or f16 output, 16-byte aligned bases of every batch, head and output row, and rows that do not overlap")
+                }
+                kernel = coopmat2Emulated ? Kernel(name: "attention_cm2_emulated", spirv: SPIRV.attention_cm2_emulated)
+                                          : Kernel(name: "attention_cm2", spirv: SPIRV.attention_cm2)
+                constants = [UInt32(invocations), UInt32(t.br), UInt32(t.bc), UInt32(d), q.dtype.code, k.dtype.code, v.dtype.code, out.dtype.code]
+                rowsPerGroup = t.br
+                tileLabel = "coopmat2 \(coopmat2Emulated ? "emulated " : "")\(t)"
+            } else if coopmatEmulation != nil
                 || (coopmat ?? AttentionCoopmat.chosen(caps, headDim: d, inputs: [q.dtype, k.dtype, v.dtype], fp16Compute: fp16Compute)) {
                 let emulated = coopmatEmulation != nil
                 if emulated {

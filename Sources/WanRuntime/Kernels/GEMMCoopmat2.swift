@@ -71,14 +71,15 @@ enum GEMMCoopmat2 {
     static func enable(_ caps: Capabilities) -> Bool { built && offered(caps) }
 
     /// The workgroup-scope fp16 × fp16 → fp32 shape the device lists (its granularities and invocation count): the one
-    /// with 256 invocations where there are several (8 subgroups of 32, as large GEMM tiles want), else the first.
-    static func shape(_ caps: Capabilities) -> Capabilities.FlexibleShape? {
+    /// with `invocations` (default 256: 8 subgroups of 32, as large GEMM tiles want) where there are several, else the
+    /// first.
+    static func shape(_ caps: Capabilities, preferring invocations: Int = 256) -> Capabilities.FlexibleShape? {
         guard let c = caps.cooperativeMatrix2 else { return nil }
         let usable = c.shapes.filter {
             $0.scope == "workgroup" && $0.a == "f16" && $0.b == "f16" && $0.c == "f32" && $0.result == "f32"
                 && $0.workgroupInvocations > 0 && $0.workgroupInvocations <= min(c.maxWorkgroupSize, caps.maxComputeWorkGroupSize[0])
         }
-        return usable.first { $0.workgroupInvocations == 256 } ?? usable.first
+        return usable.first { $0.workgroupInvocations == invocations } ?? usable.first
     }
 
     /// Whether the opened device can run the shader.

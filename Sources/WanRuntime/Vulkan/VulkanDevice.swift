@@ -151,7 +151,7 @@ public final class VulkanDevice: @unchecked Sendable {
     }
 
     /// vkCreateDevice with the feature structs (chained here), VK_NV_cooperative_matrix when present,
-    /// VK_KHR_cooperative_matrix when `khr` and VK_NV_cooperative_matrix2 (what `gemm_cm2.comp` uses) when `cm2`.
+    /// VK_KHR_cooperative_matrix when `khr` and VK_NV_cooperative_matrix2 (what `gemm_cm2.comp` and `attention_cm2.comp` use) when `cm2`.
     private static func createDevice(_ pd: VkPhysicalDevice, family: UInt32, caps: Capabilities, khr: Bool, cm2: Bool,
                                      f2: inout VkPhysicalDeviceFeatures2, f11: inout VkPhysicalDeviceVulkan11Features,
                                      f12: inout VkPhysicalDeviceVulkan12Features, device: inout VkDevice?) -> VkResult {
@@ -173,6 +173,9 @@ public final class VulkanDevice: @unchecked Sendable {
                      \.cooperativeMatrixTensorAddressing, \.cooperativeMatrixBlockLoads] {
             coop2[keyPath: flag] = VkBool32(VK_TRUE)
         }
+        // Row reductions and use conversions (the coopmat2 attention's softmax) where the device has them.
+        coop2.cooperativeMatrixReductions = VkBool32(caps.cooperativeMatrix2?.reductions == true ? VK_TRUE : VK_FALSE)
+        coop2.cooperativeMatrixConversions = VkBool32(caps.cooperativeMatrix2?.conversions == true ? VK_TRUE : VK_FALSE)
         var priority: Float = 1
         return withUnsafeMutablePointer(to: &coop2) { cm2Ptr in
         withUnsafeMutablePointer(to: &coopKHR) { khrPtr in
