@@ -10,10 +10,11 @@
 # device half then runs the tensor-core suites on both APIs and wan-bench prints both (plus each API's register-only
 # tensor-core peak, the `tensor-core peak` rows of the gemm suite).
 # Settings of the device half: TESTS=0 skips the tests, TEST_FILTER / TEST_TIMEOUT / BENCH_TIMEOUT / REPEATS,
-# GEMM_TILES / CM2_TILES / CONV_TILES / ATTN_TILES sweep the tensor-core kernels' tiles. Logs land in $OUT (the device tool's folder).
+# GEMM_TILES / CM2_TILES / CONV_TILES / ATTN_TILES / ATTN_CM2_TILES sweep the tensor-core kernels' tiles. Logs land in $OUT (the device tool's folder).
 # Seen on an H200 (2026-12-04): 222 tests pass in ~55 s; `gemm attention conv3d models pipeline` take ~5 min.
-# The next run's questions (see the tensor-core peak rows first, then coopmat2 against coopmat): TEST_TIMEOUT=85
-#   BENCH_TIMEOUT=240 REPEATS=2 CM2_TILES="128x256x32 256x128x32 128x128x64" bash Benchmarks/gpu-check.sh device gemm attention conv3d
+# The next run's questions (see the tensor-core peak rows first, then coopmat2 against coopmat, GEMM and attention):
+#   TEST_TIMEOUT=85 BENCH_TIMEOUT=240 REPEATS=2 CM2_TILES="128x256x32 256x128x32" ATTN_CM2_TILES="128x64 64x128"
+#   bash Benchmarks/gpu-check.sh device gemm attention conv3d
 #
 # The device half unpacks the Vulkan loader and OpenBLAS, prints `wan devices`, runs the kernel tests
 # (Swift Testing) on the GPU's Vulkan driver, then prints the wan-bench tables at full Wan shapes.
@@ -92,6 +93,11 @@ device)
         echo "== WAN_GEMM_CM2_TILE=$t"
         WAN_GEMM_CM2_TILE=$t timeout 120 .gpu/wan-bench --device vulkan:0 --full --repeats 2 gemm 2>&1 \
             | grep -E "coopmat2|FAILED" | tee -a "$out/tiles.log" || true
+    done
+    for t in ${ATTN_CM2_TILES:-}; do
+        echo "== WAN_ATTN_CM2_TILE=$t"
+        WAN_ATTN_CM2_TILE=$t timeout 120 .gpu/wan-bench --device vulkan:0 --full --repeats 2 attention 2>&1 \
+            | grep -E "coopmat2|FAILED" | grep -v "14B" | tee -a "$out/tiles.log" || true
     done
     for t in ${CONV_TILES:-}; do
         echo "== WAN_CONV_COOPMAT_TILE=$t"

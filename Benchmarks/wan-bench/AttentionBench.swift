@@ -6,7 +6,8 @@ import WanRuntime
 /// cross-attention over the 512 text tokens and I2V's 257 image tokens. Inputs in bf16 as the model
 /// runs them. FLOPs = 4·B·H·Lq·Lk·D. On the CPU (OpenBLAS) the full-size rows time 4096 queries against
 /// every key and scale the time to all queries (exact: work per query is constant); 14B self-attention
-/// is left out there.
+/// is left out there. Where the device and the build have them, rows for the coopmat2 kernel, the register softmax,
+/// the KHR API and the scalar kernel follow the default's.
 let attentionSuite = BenchSuite(name: "attention") { ctx in
     struct Shape {
         var name: String
@@ -50,6 +51,18 @@ let attentionSuite = BenchSuite(name: "attention") { ctx in
                                      device: Bench.label(device), ms: ms, flops: flops,
                                      bytes: elements * Double(dtype.size), memoryBytes: device.memoryStatistics.used,
                                      note: lq < s.lq ? "scaled from \(lq) queries" : ""))
+                if coopmat && dtype == dtypes[0] && device.supportsCoopmat2Attention(headDim: s.d) {
+                    // The workgroup-scope kernel (VK_NV_cooperative_matrix2, WAN_ATTN_CM2_TILE) into an f16 output
+                    // (its tensor stores take f32 and f16); 14B's self-attention included.
+                    setenv("WAN_ATTN_CM2", "1", 1)
+                    defer { unsetenv("WAN_ATTN_CM2") }
+                    let out16 = try device.empty([1, lq, s.heads, s.d], dtype: .f16)
+                    let ms = try Bench.time(device, repeats: repeats) { try $0.attention(q: q, k: k, v: v, out: out16) }
+                        * Double(s.lq) / Double(lq)
+                    rows.append(BenchRow(kernel: "attention \(s.name) \(dtype)->f16 coopmat2", shape: "h\(s.heads) \(s.lq)x\(s.lk) d\(s.d)",
+                                         device: Bench.label(device), ms: ms, flops: flops,
+                                         bytes: elements * Double(dtype.size), memoryBytes: device.memoryStatistics.used))
+                }
                 if coopmat && device.supportsRegisterSoftmaxAttention && !huge && dtype == dtypes[0] {
                     // The softmax in registers (attention_coopmat_rs): K and V staged together, half the barriers.
                     setenv("WAN_ATTN_COOPMAT_SOFTMAX", "registers", 1)
