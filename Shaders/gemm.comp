@@ -60,22 +60,7 @@ vec4 decode_fp8x4(uint w, uint dt) {
                 f8e5m2_to_f32((w >> 16) & 0xffu), f8e5m2_to_f32(w >> 24));
 }
 
-layout(push_constant) uniform P {
-    uint64_t a;
-    uint64_t b;
-    uint64_t out_;
-    uint64_t bias;
-    uint64_t res;
-    uint64_t scale;  // f32: [1] or [N] (fp8 weights)
-    uint M;
-    uint N;
-    uint K;
-    uint batch;
-    uint strideA;    // elements between batches of A (0: shared)
-    uint strideB;
-    uint strideOut;  // of out and residual
-    float alpha;
-} p;
+#include "gemm_push.glsl"
 
 const uint WG = (BM / TM) * (BN / TN);
 const uint TX = BN / TN;            // threads along N

@@ -36,22 +36,7 @@ layout(constant_id = 14) const uint HAS_RES = 0;
 layout(constant_id = 15) const uint ACT = 0;     // 0 none, 1 gelu (tanh), 2 gelu (erf), 3 silu
 layout(constant_id = 16) const uint SCALE = 0;   // 0 none, 1 per tensor, 2 per column n
 
-layout(push_constant) uniform P {
-    uint64_t a;
-    uint64_t b;
-    uint64_t out_;
-    uint64_t bias;
-    uint64_t res;
-    uint64_t scale;
-    uint M;
-    uint N;
-    uint K;
-    uint batch;
-    uint strideA;
-    uint strideB;
-    uint strideOut;
-    float alpha;
-} p;
+#include "gemm_push.glsl"
 
 #include "gemm_epilogue.glsl"
 

@@ -45,22 +45,7 @@ layout(constant_id = 16) const uint SCALE = 0;   // 0 none, 1 per tensor, 2 per 
 layout(constant_id = 17) const uint VEC_A = 0;
 layout(constant_id = 18) const uint VEC_B = 0;
 
-layout(push_constant) uniform P {
-    uint64_t a;
-    uint64_t b;
-    uint64_t out_;
-    uint64_t bias;
-    uint64_t res;
-    uint64_t scale;
-    uint M;
-    uint N;
-    uint K;
-    uint batch;
-    uint strideA;
-    uint strideB;
-    uint strideOut;
-    float alpha;
-} p;
+#include "gemm_push.glsl"
 
 #include "coopmat_tile.glsl"
 
