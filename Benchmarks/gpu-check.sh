@@ -82,33 +82,21 @@ device)
             > "$out/tests-khr.log" 2>&1 || echo "KHR tests exited with $?"
         grep -E "✘|Test run|note:" "$out/tests-khr.log" | tail -20 || true
     fi
-    # Tile sweeps for tuning the tensor-core kernels: GEMM_TILES / CONV_TILES="128x128x32x64x32 64x64x32x32x32 ..." and
-    # ATTN_TILES="4x64 2x64 ..." time their rows once per tile (WAN_GEMM_COOPMAT_TILE / WAN_ATTN_COOPMAT_TILE).
-    for t in ${GEMM_TILES:-}; do
-        echo "== WAN_GEMM_COOPMAT_TILE=$t"
-        WAN_GEMM_COOPMAT_TILE=$t timeout 120 .gpu/wan-bench --device vulkan:0 --full --repeats 2 gemm 2>&1 \
-            | grep -E "coopmat|FAILED" | tee -a "$out/tiles.log" || true
-    done
-    for t in ${CM2_TILES:-}; do
-        echo "== WAN_GEMM_CM2_TILE=$t"
-        WAN_GEMM_CM2_TILE=$t timeout 120 .gpu/wan-bench --device vulkan:0 --full --repeats 2 gemm 2>&1 \
-            | grep -E "coopmat2|FAILED" | tee -a "$out/tiles.log" || true
-    done
-    for t in ${ATTN_CM2_TILES:-}; do
-        echo "== WAN_ATTN_CM2_TILE=$t"
-        WAN_ATTN_CM2_TILE=$t timeout 120 .gpu/wan-bench --device vulkan:0 --full --repeats 2 attention 2>&1 \
-            | grep -E "coopmat2|FAILED" | grep -v "14B" | tee -a "$out/tiles.log" || true
-    done
-    for t in ${CONV_TILES:-}; do
-        echo "== WAN_CONV_COOPMAT_TILE=$t"
-        WAN_CONV_COOPMAT_TILE=$t timeout 120 .gpu/wan-bench --device vulkan:0 --full --repeats 2 conv3d 2>&1 \
-            | grep -E "coopmat|FAILED" | tee -a "$out/tiles.log" || true
-    done
-    for t in ${ATTN_TILES:-}; do
-        echo "== WAN_ATTN_COOPMAT_TILE=$t"
-        WAN_ATTN_COOPMAT_TILE=$t timeout 120 .gpu/wan-bench --device vulkan:0 --full --repeats 2 attention 2>&1 \
-            | grep -E "coopmat|FAILED" | grep -v "14B" | tee -a "$out/tiles.log" || true
-    done
+    # Tile sweeps for tuning the tensor-core kernels: GEMM_TILES / CONV_TILES="128x128x32x64x32 64x64x32x32x32 ...",
+    # CM2_TILES="128x256x32 ...", ATTN_TILES="4x64 2x64 ..." and ATTN_CM2_TILES="128x64 ..." time their suite's rows once
+    # per tile (14B's self-attention left out).
+    sweep() {   # sweep TILES VARIABLE SUITE ROWS
+        for t in $1; do
+            echo "== $2=$t"
+            env "$2=$t" timeout 120 .gpu/wan-bench --device vulkan:0 --full --repeats 2 "$3" 2>&1 \
+                | grep -E "$4|FAILED" | grep -v "14B" | tee -a "$out/tiles.log" || true
+        done
+    }
+    sweep "${GEMM_TILES:-}" WAN_GEMM_COOPMAT_TILE gemm coopmat
+    sweep "${CM2_TILES:-}" WAN_GEMM_CM2_TILE gemm coopmat2
+    sweep "${ATTN_CM2_TILES:-}" WAN_ATTN_CM2_TILE attention coopmat2
+    sweep "${CONV_TILES:-}" WAN_CONV_COOPMAT_TILE conv3d coopmat
+    sweep "${ATTN_TILES:-}" WAN_ATTN_COOPMAT_TILE attention coopmat
     [ $# -gt 1 ] || exit 0
     echo "== benchmarks (${*:2})"
     timeout "${BENCH_TIMEOUT:-420}" .gpu/wan-bench --device vulkan:0 --full --repeats "${REPEATS:-3}" "${@:2}" 2>&1 \
