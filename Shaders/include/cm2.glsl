@@ -1,4 +1,4 @@
-// Workgroup-scope cooperative matrices for the coopmat2 shaders (gemm_cm2, attention_cm2): natively through
+// Workgroup-scope cooperative matrices for the coopmat2 shaders (gemm_cm2, attention_cm2, conv3d_cm2): natively through
 // VK_NV_cooperative_matrix2 (tensor-addressed loads and stores, per-element operations, row reductions, use
 // conversions), or, with CM2_EMULATE, emulated on ordinary invocations so that the shaders' own logic (addressing,
 // edges, masks, the online softmax, epilogues) runs and is tested on any device with fp16 arithmetic (lavapipe in
@@ -17,6 +17,8 @@
 //   CM2_LOAD_DECODE(m, R, C, ET, base, rows, cols, stride, r0, c0, transposed, decode, Elem, bytes)
 //                                the same through a decode function: decode(Elem element, uint block[2],
 //                                uint inBlock[2]) of elements `bytes` long
+//   CM2_LOAD_SHARED(m, R, C, arr, offset, stride)
+//                                m[i][j] = arr[offset + i · stride + j] of a shared float16_t array (row-major)
 //   CM2_STORE(m, R, C, Buf, base, rows, cols, stride, r0, c0)
 //                                T[r0 + i][c0 + j] = m[i][j] inside T (elements outside are dropped)
 //   CM2_MULADD(c, a, b, R, K, C) c = a · b + c
@@ -49,6 +51,11 @@ layout(buffer_reference, std430, buffer_reference_align = 1) buffer U8Elem { uin
 float16_t from_f32(const in F32Elem e, const in uint block[2], const in uint inBlock[2]) { return float16_t(e.v); }
 float16_t from_bf16(const in U16Elem e, const in uint block[2], const in uint inBlock[2]) {
     return float16_t(uintBitsToFloat(uint(e.v) << 16));
+}
+// f16 and bf16 elements widened to fp32 (accumulator loads: residuals).
+float f32_from_f16(const in U16Elem e, const in uint block[2], const in uint inBlock[2]) { return f16_to_f32(uint(e.v)); }
+float f32_from_bf16(const in U16Elem e, const in uint block[2], const in uint inBlock[2]) {
+    return uintBitsToFloat(uint(e.v) << 16);
 }
 
 #ifdef CM2_EMULATE
@@ -87,6 +94,9 @@ shared float cm2_emu_r[CM2_EMU_R_SIZE];
         m[cm2_e] = cm2_tr < (rows) && cm2_tc < (cols) \
             ? decode(Elem((base) + uint64_t(cm2_tr * (stride) + cm2_tc) * uint64_t(bytes)), uint[2](cm2_tr, cm2_tc), uint[2](0u, 0u)) \
             : ET(0); } } while (false)
+
+#define CM2_LOAD_SHARED(m, R, C, arr, offset, stride) \
+    do { CM2_FOR(m, R, C) m[cm2_e] = arr[(offset) + (cm2_i / (C)) * (stride) + cm2_i % (C)]; } while (false)
 
 #define CM2_STORE(m, R, C, Buf, base, rows, cols, stride, r0, c0) \
     do { CM2_FOR(m, R, C) { CM2_TENSOR_COORD(C, r0, c0, false); \
@@ -156,6 +166,8 @@ shared float cm2_emu_r[CM2_EMU_R_SIZE];
         if (transposed) coopMatLoadTensorNV(m, Cm2Bytes(base).v, 0, sliceTensorLayoutNV(cm2_t, r0, C, c0, R), CM2_TRANSPOSED, decode); \
         else coopMatLoadTensorNV(m, Cm2Bytes(base).v, 0, sliceTensorLayoutNV(cm2_t, r0, R, c0, C), decode); \
     } while (false)
+
+#define CM2_LOAD_SHARED(m, R, C, arr, offset, stride) coopMatLoad(m, arr, offset, stride, gl_CooperativeMatrixLayoutRowMajor)
 
 #define CM2_STORE(m, R, C, Buf, base, rows, cols, stride, r0, c0) \
     coopMatStoreTensorNV(m, Buf(base).v, 0, sliceTensorLayoutNV(CM2_LAYOUT(rows, cols, stride), r0, R, c0, C))

@@ -51,11 +51,6 @@ float16_t from_e4m3(const in U8Elem e, const in uint block[2], const in uint inB
 float16_t from_e5m2(const in U8Elem e, const in uint block[2], const in uint inBlock[2]) {
     return uint16BitsToFloat16(uint16_t(uint(e.v) << 8));
 }
-// Residual decoding to fp32.
-float res_from_f16(const in U16Elem e, const in uint block[2], const in uint inBlock[2]) { return f16_to_f32(uint(e.v)); }
-float res_from_bf16(const in U16Elem e, const in uint block[2], const in uint inBlock[2]) {
-    return uintBitsToFloat(uint(e.v) << 16);
-}
 
 // Scale, bias and activation of the accumulated value v at (r, c) of the tile whose first column is n0.
 float tile_output(const in uint r, const in uint c, const in float v, const in uint n0) {
@@ -105,8 +100,8 @@ void main() {
         if (HAS_RES != 0u) {
             CM2_ACC(BM, BN) r;
             if (RES_DT == DT_F32) CM2_LOAD(r, BM, BN, float, Cm2F32, resBase, M, N, N, m0, n0, false);
-            else if (RES_DT == DT_F16) CM2_LOAD_DECODE(r, BM, BN, float, resBase, M, N, N, m0, n0, false, res_from_f16, U16Elem, 2u);
-            else CM2_LOAD_DECODE(r, BM, BN, float, resBase, M, N, N, m0, n0, false, res_from_bf16, U16Elem, 2u);
+            else if (RES_DT == DT_F16) CM2_LOAD_DECODE(r, BM, BN, float, resBase, M, N, N, m0, n0, false, f32_from_f16, U16Elem, 2u);
+            else CM2_LOAD_DECODE(r, BM, BN, float, resBase, M, N, N, m0, n0, false, f32_from_bf16, U16Elem, 2u);
             CM2_ADD(acc, r);
         }
         if (OUT_DT == DT_F32) {

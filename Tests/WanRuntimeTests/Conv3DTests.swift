@@ -18,12 +18,18 @@ private struct ConvCase: CustomStringConvertible {
     var coopmat: Bool?
     var coopmatTile: GEMMCoopmat.Tile?
     var emulation: CoopmatEmulation?
+    /// The coopmat2 variant forced on or off (nil: the policy), its tile, and emulated workgroup-scope matrices.
+    var coopmat2: Bool?
+    var coopmat2Tile: GEMMCoopmat2.Tile?
+    var coopmat2Emulated = false
 
     var description: String {
         "\(batch)x\(cin)->\(cout) \(t)x\(h)x\(w)+\(tc) \(params) x \(xType) w \(wType) cache \(cacheType) -> \(outType)"
             + " bias \(biasType.map { "\($0)" } ?? "-") res \(residualInPlace ? "in-place" : residualType.map { "\($0)" } ?? "-")"
             + " tile \(tile.map { "\($0)" } ?? "auto")" + (coopmat.map { $0 ? " coopmat" : " no coopmat" } ?? "")
             + (coopmatTile.map { " \($0)" } ?? "") + (emulation.map { " emulated (layout \($0.layout))" } ?? "")
+            + (coopmat2.map { $0 ? " coopmat2" : " no coopmat2" } ?? "") + (coopmat2Tile.map { " \($0)" } ?? "")
+            + (coopmat2Emulated ? " coopmat2 emulated" : "")
     }
 
     var xShape: [Int] { [batch, cin, t, h, w] }
@@ -109,7 +115,8 @@ private func run(_ c: ConvCase, _ d: ConvData, on device: Device) throws -> [Flo
     let list = try CommandList(device: device)
     try list.conv3d(x, weight: weight, bias: bias, cache: cache, params: c.params, residual: residual, out: out, tile: c.tile,
                     coopmat: device.isCPU ? nil : c.coopmat, coopmatTile: c.coopmatTile,
-                    coopmatEmulation: device.isCPU ? nil : c.emulation)
+                    coopmatEmulation: device.isCPU ? nil : c.emulation, coopmat2: device.isCPU ? nil : c.coopmat2,
+                    coopmat2Tile: c.coopmat2Tile, coopmat2Emulated: !device.isCPU && c.coopmat2Emulated)
     try list.run()
     return try device.read(out)
 }
@@ -425,6 +432,31 @@ private func concatFrames(_ parts: [(values: [Float], frames: Int)], channels: I
     }
 }
 
+/// The tensor-core convolutions' case list: every geometry of the VAE, dtypes and epilogues, edges in M, N and K.
+private func tensorCoreConvCases() -> [ConvCase] {
+    let k3s2 = Conv3DParams(kernel: (3, 3, 3), stride: (2, 2, 2), padFront: 2, padBottom: 1, padRight: 1)
+    return [
+        // Causal k3 after 2 cached frames; M spans two partial tiles; K = 135 (element staging of the weights).
+        ConvCase(cin: 5, cout: 70, t: 3, h: 9, w: 11, tc: 2, xType: .f16, wType: .f16, cacheType: .f16, outType: .f16, biasType: .f16),
+        // K = 648 (many slices, vector staging), bf16 with a residual, a 1-frame cache.
+        ConvCase(batch: 2, cin: 24, cout: 20, t: 2, h: 7, w: 10, tc: 1, xType: .bf16, wType: .bf16, cacheType: .bf16, outType: .bf16,
+                 biasType: .bf16, residualType: .bf16),
+        // f32 operands rounded to fp16 (what fp16 compute does), f32 out.
+        ConvCase(cin: 8, cout: 12, t: 4, h: 6, w: 7, tc: 2),
+        // The VAE's other kernels: (3,1,1), (1,3,3), 1x1x1, spatial stride 2 with its asymmetric pad, time stride 2.
+        ConvCase(cin: 16, cout: 17, t: 5, h: 5, w: 6, params: .upsampleTime, xType: .f16, wType: .f16, outType: .f32),
+        ConvCase(cin: 16, cout: 9, t: 2, h: 8, w: 9, params: .upsampleSpatial, xType: .f16, wType: .f16, outType: .f16,
+                 biasType: nil, residualInPlace: true),
+        ConvCase(cin: 8, cout: 33, t: 5, h: 9, w: 11, params: .pointwise, xType: .f16, wType: .f16, outType: .f16),
+        // (W' = 17: chunks of 8 voxels inside a row, where the gather steps by the stride, and across rows.)
+        ConvCase(cin: 16, cout: 20, t: 2, h: 9, w: 34, params: .downsampleSpatial, xType: .bf16, wType: .bf16, outType: .f32),
+        ConvCase(cin: 8, cout: 10, t: 4, h: 5, w: 6, tc: 1, params: .downsampleTime, xType: .f16, wType: .f16, cacheType: .f16,
+                 outType: .f16),
+        ConvCase(batch: 2, cin: 3, cout: 6, t: 5, h: 7, w: 20, tc: 2, params: k3s2, xType: .f16, wType: .bf16, cacheType: .f16,
+                 outType: .f32, residualType: .f32),
+    ]
+}
+
 /// The tensor-core variant (`conv3d_coopmat.comp`): against float64 where the device has cooperative matrices, and
 /// the same shader with emulated ones everywhere (lavapipe in CI). Operands are rounded to fp16, so fp16 tolerances.
 @Suite struct Conv3DCoopmatTests {
@@ -465,27 +497,7 @@ private func concatFrames(_ parts: [(values: [Float], frames: Int)], channels: I
     private func cases(_ d: Device, _ caps: Capabilities, emulation e: CoopmatEmulation?) throws {
         // Emulated on lavapipe (32 KiB of shared memory): a 64x64 tile of 4 subgroups.
         let tile = e == nil ? nil : GEMMCoopmat.Tile(bm: 64, bn: 64, bk: 32, wm: 32, wn: 32)
-        let k3s2 = Conv3DParams(kernel: (3, 3, 3), stride: (2, 2, 2), padFront: 2, padBottom: 1, padRight: 1)
-        let cases: [ConvCase] = [
-            // Causal k3 after 2 cached frames; M spans two partial tiles; K = 135 (element staging of the weights).
-            ConvCase(cin: 5, cout: 70, t: 3, h: 9, w: 11, tc: 2, xType: .f16, wType: .f16, cacheType: .f16, outType: .f16, biasType: .f16),
-            // K = 648 (many slices, vector staging), bf16 with a residual, a 1-frame cache.
-            ConvCase(batch: 2, cin: 24, cout: 20, t: 2, h: 7, w: 10, tc: 1, xType: .bf16, wType: .bf16, cacheType: .bf16, outType: .bf16,
-                     biasType: .bf16, residualType: .bf16),
-            // f32 operands rounded to fp16 (what fp16 compute does), f32 out.
-            ConvCase(cin: 8, cout: 12, t: 4, h: 6, w: 7, tc: 2),
-            // The VAE's other kernels: (3,1,1), (1,3,3), 1x1x1, spatial stride 2 with its asymmetric pad, time stride 2.
-            ConvCase(cin: 16, cout: 17, t: 5, h: 5, w: 6, params: .upsampleTime, xType: .f16, wType: .f16, outType: .f32),
-            ConvCase(cin: 16, cout: 9, t: 2, h: 8, w: 9, params: .upsampleSpatial, xType: .f16, wType: .f16, outType: .f16,
-                     biasType: nil, residualInPlace: true),
-            ConvCase(cin: 8, cout: 33, t: 5, h: 9, w: 11, params: .pointwise, xType: .f16, wType: .f16, outType: .f16),
-            // (W' = 17: chunks of 8 voxels inside a row, where the gather steps by the stride, and across rows.)
-            ConvCase(cin: 16, cout: 20, t: 2, h: 9, w: 34, params: .downsampleSpatial, xType: .bf16, wType: .bf16, outType: .f32),
-            ConvCase(cin: 8, cout: 10, t: 4, h: 5, w: 6, tc: 1, params: .downsampleTime, xType: .f16, wType: .f16, cacheType: .f16,
-                     outType: .f16),
-            ConvCase(batch: 2, cin: 3, cout: 6, t: 5, h: 7, w: 20, tc: 2, params: k3s2, xType: .f16, wType: .bf16, cacheType: .f16,
-                     outType: .f32, residualType: .f32),
-        ]
+        let cases = tensorCoreConvCases()
         for (i, var c) in cases.enumerated() {
             c.coopmatTile = tile
             c.emulation = e
@@ -507,6 +519,114 @@ private func concatFrames(_ parts: [(values: [Float], frames: Int)], channels: I
         // A cache in another dtype than x: a clear error when forced.
         var bad = ConvCase(cin: 5, t: 2, tc: 1, xType: .f16, wType: .f16, cacheType: .f32, coopmatTile: tile)
         bad.emulation = e
+        #expect(throws: RuntimeError.self) { try self.check(bad, d, seed: 1) }
+    }
+}
+
+/// The coopmat2 variant (`conv3d_cm2.comp`): its policy on edited capabilities; against float64 natively where the
+/// device has VK_NV_cooperative_matrix2 and the build its shader, and with emulated workgroup-scope matrices on every
+/// device (lavapipe in CI). Operands are rounded to fp16, so fp16 tolerances.
+@Suite struct Conv3DCoopmat2Tests {
+    @Test func policy() throws {
+        guard let d = try TestDevices.vulkan(), var caps = d.vulkan?.capabilities else { return }
+        let wg = Capabilities.FlexibleShape(mGranularity: 16, nGranularity: 16, kGranularity: 16, a: "f16", b: "f16", c: "f32",
+                                            result: "f32", scope: "workgroup", workgroupInvocations: 256)
+        caps.apiVersion = "1.4.312"
+        caps.shaderFloat16 = true
+        caps.vulkanMemoryModel = true
+        caps.maxComputeWorkGroupSize = [1024, 1024, 64]
+        caps.cooperativeMatrix2 = Capabilities.CooperativeMatrix2(
+            workgroupScope: true, flexibleDimensions: true, reductions: false, conversions: false, perElementOperations: true,
+            tensorAddressing: true, blockLoads: true, maxWorkgroupSize: 256, maxDimension: 256, reservedSharedMemory: 1024, shapes: [wg])
+        caps.cooperativeMatrix2Enabled = true
+        #expect(Conv3DCoopmat2.supported(caps) == Conv3DCoopmat2.built, "the GEMM's features suffice (no reductions)")
+        caps.cooperativeMatrix2Enabled = false
+        #expect(!Conv3DCoopmat2.supported(caps) && !Conv3DCoopmat2.chosen(caps, x: .f16, weight: .f16, cache: nil, fp16Compute: true))
+        // The gather's split: BN and the workgroup size multiples of one another.
+        #expect(Conv3DCoopmat2.splits(Conv3DCoopmat2.defaultTile, invocations: 256))
+        #expect(Conv3DCoopmat2.splits(GEMMCoopmat2.Tile(bm: 64, bn: 256, bk: 32), invocations: 128))
+        #expect(!Conv3DCoopmat2.splits(GEMMCoopmat2.Tile(bm: 64, bn: 48, bk: 32), invocations: 128))
+        #expect(Conv3DCoopmat2.splits(Conv3DCoopmat2.emulatedTile, invocations: Conv3DCoopmat2.emulatedInvocations))
+        #expect(Conv3DCoopmat2.emulationSharedBytes(Conv3DCoopmat2.emulatedTile) <= 32 << 10, "fits lavapipe")
+        // Tensors: f32/f16 outputs, x and the cache in one dtype, 16-byte aligned weights and outputs (per batch).
+        let x = try d.empty([2, 3, 2, 4, 4], dtype: .f16), w = try d.empty([5, 3, 3, 3, 3], dtype: .f16)
+        let out = try d.empty([2, 5, 2, 4, 4]), out16 = try d.empty([2, 5, 2, 4, 4], dtype: .f16)
+        let outBF = try d.empty([2, 5, 2, 4, 4], dtype: .bf16)
+        #expect(Conv3DCoopmat2.eligible(x: x, cache: nil, weight: w, out: out, residual: nil, batch: 2, outputsPerBatch: 160))
+        #expect(Conv3DCoopmat2.eligible(x: x, cache: x, weight: w, out: out16, residual: out, batch: 2, outputsPerBatch: 160))
+        #expect(!Conv3DCoopmat2.eligible(x: x, cache: nil, weight: w, out: outBF, residual: nil, batch: 2, outputsPerBatch: 160))
+        #expect(!Conv3DCoopmat2.eligible(x: x, cache: out, weight: w, out: out, residual: nil, batch: 2, outputsPerBatch: 160),
+                "a cache in another dtype than x")
+        #expect(!Conv3DCoopmat2.eligible(x: x, cache: nil, weight: w, out: out16, residual: nil, batch: 2, outputsPerBatch: 161),
+                "per-batch outputs off 16 bytes")
+        #expect(Conv3DCoopmat2.eligible(x: x, cache: nil, weight: w, out: out16, residual: nil, batch: 1, outputsPerBatch: 161),
+                "one batch: no per-batch offset")
+        let wView = try w.view(atByteOffset: 8, shape: [10], dtype: .f16)
+        #expect(!Conv3DCoopmat2.eligible(x: x, cache: nil, weight: wView, out: out, residual: nil, batch: 1, outputsPerBatch: 160))
+    }
+
+    /// Natively where the device and the build have it; elsewhere forcing it is a clear error.
+    @Test func coopmat2Variant() throws {
+        guard let d = try TestDevices.vulkan(), let caps = d.vulkan?.capabilities else { return }
+        guard Conv3DCoopmat2.supported(caps) else {
+            #expect(throws: RuntimeError.self) {
+                try self.check(ConvCase(cin: 5, t: 2, xType: .f16, wType: .f16, outType: .f16), d, seed: 1)
+            }
+            print("note: \(caps.deviceName): no coopmat2 convolution (shader \(Conv3DCoopmat2.built ? "built" : "not built"), VK_NV_cooperative_matrix2 \(caps.nvCooperativeMatrix2 ? "present" : "absent"))")
+            return
+        }
+        var sweep: [GEMMCoopmat2.Tile] = []
+        if let shape = GEMMCoopmat2.shape(caps), let limits = caps.cooperativeMatrix2 {
+            sweep = try ["64x128x32", "128x256x32", "256x128x32", "128x128x64"].map { try GEMMCoopmat2.Tile(parsing: $0) }
+                .filter { $0.fits(shape, maxDimension: limits.maxDimension) && Conv3DCoopmat2.splits($0, invocations: shape.workgroupInvocations) }
+        }
+        try cases(d, tile: nil, emulated: false, sweep: sweep)
+        TestDevices.checkValidation()
+    }
+
+    /// The same shader on emulated workgroup-scope matrices: the whole case list on any device.
+    @Test func coopmat2Emulated() throws {
+        guard let d = try TestDevices.vulkan() else { return }
+        // A tile of 128 voxels for 64 invocations: two gather columns each.
+        try cases(d, tile: nil, emulated: true, sweep: [GEMMCoopmat2.Tile(bm: 16, bn: 128, bk: 32)])
+        TestDevices.checkValidation()
+    }
+
+    /// Runs a case with the variant forced on against float64 (fp16 tolerance).
+    private func check(_ c: ConvCase, _ d: Device, seed: UInt64, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        var c = c
+        c.coopmat2 = true
+        let data = try makeData(c, seed: seed)
+        let want = try referenceConv3D(x: data.x, xShape: c.xShape, cache: data.cache, tc: c.tc, weight: data.weight, cout: c.cout,
+                                       bias: data.bias, residual: data.residual, params: c.params)
+        let got = try run(c, data, on: d)
+        let err = maxRelativeError(got, want)
+        #expect(err <= 1e-2, "\(c): relative error \(err)", sourceLocation: sourceLocation)
+    }
+
+    /// The tensor-core case list (bf16 outputs as f16: the shader stores f32 or f16) with `tile` (nil: the default), then
+    /// one case per tile of `sweep`; the errors of ineligible calls.
+    private func cases(_ d: Device, tile: GEMMCoopmat2.Tile?, emulated: Bool, sweep: [GEMMCoopmat2.Tile]) throws {
+        for (i, var c) in tensorCoreConvCases().enumerated() {
+            if c.outType == .bf16 { c.outType = .f16 }
+            c.coopmat2Tile = tile
+            c.coopmat2Emulated = emulated
+            try check(c, d, seed: UInt64(600 + i))
+        }
+        for (i, t) in sweep.enumerated() {
+            // M, N and K spanning several tiles with tails (K = 8·27 = 216, N = 3·10·11 = 330).
+            var c = ConvCase(batch: 2, cin: 8, cout: 40, t: 3, h: 10, w: 11, tc: 2, xType: .f16, wType: .f16, cacheType: .f16,
+                             outType: .f32, residualType: .f16)
+            c.coopmat2Tile = t
+            c.coopmat2Emulated = emulated
+            try check(c, d, seed: UInt64(620 + i))
+        }
+        // Ineligible calls forced onto the variant: a bf16 output, a cache in another dtype than x.
+        var bad = ConvCase(cin: 5, t: 2, xType: .f16, wType: .f16, outType: .bf16)
+        bad.coopmat2Emulated = emulated
+        #expect(throws: RuntimeError.self) { try self.check(bad, d, seed: 1) }
+        bad = ConvCase(cin: 5, t: 2, tc: 1, xType: .f16, wType: .f16, cacheType: .f32, outType: .f16)
+        bad.coopmat2Emulated = emulated
         #expect(throws: RuntimeError.self) { try self.check(bad, d, seed: 1) }
     }
 }

@@ -165,10 +165,12 @@ extension CommandList {
 
     /// `conv3d` with an explicit Vulkan tile configuration (tests and benchmarks); nil picks one. `coopmat` forces
     /// the tensor-core variant on or off (nil: the policy), `coopmatTile` its tile, `coopmatEmulation` runs it on
-    /// emulated cooperative matrices (tests on devices without them).
+    /// emulated cooperative matrices (tests on devices without them); `coopmat2` forces the coopmat2 variant on or off
+    /// (nil: its policy), `coopmat2Tile` its tile, `coopmat2Emulated` runs it on emulated workgroup-scope matrices.
     func conv3d(_ x: Tensor, weight: Tensor, bias: Tensor?, cache: Tensor?, params: Conv3DParams,
                 residual: Tensor?, out: Tensor, tile: Conv3DTile?, fp16Compute: Bool = false, coopmat: Bool? = nil,
-                coopmatTile: GEMMCoopmat.Tile? = nil, coopmatEmulation: CoopmatEmulation? = nil) throws {
+                coopmatTile: GEMMCoopmat.Tile? = nil, coopmatEmulation: CoopmatEmulation? = nil, coopmat2: Bool? = nil,
+                coopmat2Tile: GEMMCoopmat2.Tile? = nil, coopmat2Emulated: Bool = false) throws {
         let op = "conv3d"
         try checkDevice([x, weight, out] + [bias, cache, residual].compactMap { $0 }, op: op)
         let named: [(String, Tensor?)] = [("x", x), ("weight", weight), ("out", out), ("bias", bias), ("cache", cache), ("residual", residual)]
@@ -250,6 +252,12 @@ extension CommandList {
         case let .vulkan(r):
             let caps = r.device.capabilities
             try CoopmatAPI.checkEnvironment()
+            if coopmat2Emulated || coopmat2 ?? (coopmat != false && coopmatEmulation == nil && coopmat2Policy(caps, x: x, weight: weight, cache: cacheUsed,
+                                                                                                  out: out, residual: residual, g: g, fp16Compute: fp16Compute)) {
+                try r.conv3dCoopmat2(g, x: x, weight: weight, bias: bias, cache: cacheUsed, residual: residual, out: out,
+                                     tile: coopmat2Tile, emulated: coopmat2Emulated, label: label)
+                return
+            }
             // Emulated where asked (tests), or where the test hook stands in for tensor cores this device lacks.
             let emulated = coopmatEmulation.map { ($0, coopmatTile) }
                 ?? (coopmat == nil && !Conv3DCoopmat.supported(caps)
@@ -283,6 +291,13 @@ extension CommandList {
                            reads: [x, weight] + [bias, cacheUsed, residual].compactMap { $0 }, writes: [out],
                            label: label + " [\(tl)]")
         }
+    }
+
+    /// Whether the coopmat2 convolution takes this call by policy (`Conv3DCoopmat2.chosen`, the tensors eligible).
+    private func coopmat2Policy(_ caps: Capabilities, x: Tensor, weight: Tensor, cache: Tensor?, out: Tensor, residual: Tensor?,
+                                g: Conv3DGeometry, fp16Compute: Bool) -> Bool {
+        guard Conv3DCoopmat2.chosen(caps, x: x.dtype, weight: weight.dtype, cache: cache?.dtype, fp16Compute: fp16Compute) else { return false }
+        return Conv3DCoopmat2.eligible(x: x, cache: cache, weight: weight, out: out, residual: residual, batch: g.batch, outputsPerBatch: g.cout * g.n)
     }
 
     /// Writes the cache for the next chunk: `out` [B, C, n, H, W] receives the last n frames of

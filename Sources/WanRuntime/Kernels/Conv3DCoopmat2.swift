@@ -1,0 +1,112 @@
+import Foundation
+import WanShaders
+
+/// The causal 3-D convolution on VK_NV_cooperative_matrix2's workgroup-scope matrices (`conv3d_cm2.comp`): implicit
+/// GEMM with the weight tile loaded straight from memory through a tensor layout and the input slice gathered by the
+/// workgroup into shared memory (fp16; no im2col buffer), fp32 accumulation, f32 or f16 outputs. Built only with
+/// glslang 15 (`Benchmarks/glslang-newer.sh`); used where `WAN_CONV_CM2=1` asks for it (for the inputs the
+/// subgroup tensor-core convolution takes) until a GPU run has measured it against that kernel. Tiles are the
+/// coopmat2 GEMM's `BMxBNxBK` (M output channels, N output voxels).
+enum Conv3DCoopmat2 {
+    /// The default tile: 128 output channels × 128 voxels in 32-wide K slices.
+    static let defaultTile = GEMMCoopmat2.Tile(bm: 128, bn: 128, bk: 32)
+
+    /// The emulated shader's default tile and workgroup size (`conv3d_cm2_emulated`, for tests on devices without the
+    /// extension).
+    static let emulatedTile = GEMMCoopmat2.Tile(bm: 32, bn: 32, bk: 16)
+    static let emulatedInvocations = 64
+
+    /// Shared memory of the shader's two fp16 input slices for tile `t`.
+    static func sliceBytes(_ t: GEMMCoopmat2.Tile) -> Int { 2 * 2 * t.bk * t.bn }
+
+    /// Shared memory the emulated shader needs for `t`: the slices and the emulation's product scratch.
+    static func emulationSharedBytes(_ t: GEMMCoopmat2.Tile) -> Int { sliceBytes(t) + GEMMCoopmat2.emulationSharedBytes(t) }
+
+    /// `WAN_CONV_CM2_TILE` when set, else the default tile.
+    static func tile() throws -> GEMMCoopmat2.Tile {
+        guard let env = getenv("WAN_CONV_CM2_TILE"), env.pointee != 0 else { return defaultTile }
+        return try GEMMCoopmat2.Tile(parsing: String(cString: env))
+    }
+
+    /// Whether this build holds the shader (empty without glslang 15).
+    static var built: Bool { !SPIRV.conv3d_cm2.isEmpty }
+
+    /// Whether the opened device can run the shader (the coopmat2 GEMM's features).
+    static func supported(_ caps: Capabilities) -> Bool { built && caps.cooperativeMatrix2Enabled && GEMMCoopmat2.offered(caps) }
+
+    /// Whether the gather's split fits: BN and the workgroup size multiples of one another.
+    static func splits(_ t: GEMMCoopmat2.Tile, invocations: Int) -> Bool {
+        invocations > 0 && (t.bn % invocations == 0 || invocations % t.bn == 0)
+    }
+
+    /// Whether the tensors suit the tensor layouts: an f32 or f16 output (residual f32/f16/bf16), x and the cache in
+    /// one dtype, and 16-byte aligned bases of the weights, the output and the residual (each of the `batch` outputs').
+    static func eligible(x: Tensor, cache: Tensor?, weight: Tensor, out: Tensor, residual: Tensor?, batch: Int,
+                         outputsPerBatch: Int) -> Bool {
+        guard out.dtype == .f32 || out.dtype == .f16, cache.map({ $0.dtype == x.dtype }) ?? true else { return false }
+        let outputs = [out] + (residual.map { [$0] } ?? [])
+        return weight.deviceAddress % 16 == 0
+            && outputs.allSatisfy { $0.deviceAddress % 16 == 0 && (batch == 1 || (outputsPerBatch * $0.dtype.size) % 16 == 0) }
+    }
+
+    /// The policy: `WAN_CONV_CM2=1` uses it where supported for the inputs the tensor-core convolution takes
+    /// (`Conv3DCoopmat.wanted`: 16-bit, or f32 with fp16 compute allowed; `WAN_CONV_COOPMAT=0` turns tensor cores off).
+    static func chosen(_ caps: Capabilities, x: DType, weight: DType, cache: DType?, fp16Compute: Bool) -> Bool {
+        guard supported(caps), let env = getenv("WAN_CONV_CM2"), String(cString: env) == "1" else { return false }
+        return Conv3DCoopmat.wanted(x: x, weight: weight, cache: cache, fp16Compute: fp16Compute)
+    }
+}
+
+extension VulkanRecorder {
+    /// Records the coopmat2 convolution (natively, or `emulated` on emulated workgroup-scope matrices) with `tile`
+    /// (nil: `Conv3DCoopmat2.tile()`, or the emulated default) for a call `CommandList.conv3d` has validated.
+    func conv3dCoopmat2(_ g: Conv3DGeometry, x: Tensor, weight: Tensor, bias: Tensor?, cache: Tensor?, residual: Tensor?,
+                        out: Tensor, tile: GEMMCoopmat2.Tile?, emulated: Bool, label: String) throws {
+        let op = "conv3d"
+        let caps = device.capabilities
+        let c2 = Conv3DCoopmat2.self
+        let t: GEMMCoopmat2.Tile, invocations: Int
+        if emulated {
+            t = tile ?? c2.emulatedTile
+            invocations = c2.emulatedInvocations
+            guard CoopmatEmulation.supported(caps), c2.emulationSharedBytes(t) <= caps.maxComputeSharedMemorySize,
+                  invocations <= caps.maxComputeWorkGroupInvocations else {
+                throw RuntimeError.missingFeature(device: caps.deviceName, feature: "fp16 arithmetic and \(c2.emulationSharedBytes(t)) bytes of shared memory (emulated coopmat2 convolution tile \(t))")
+            }
+        } else {
+            guard c2.supported(caps), let shape = GEMMCoopmat2.shape(caps), let limits = caps.cooperativeMatrix2 else {
+                throw RuntimeError.missingFeature(device: caps.deviceName, feature: "VK_NV_cooperative_matrix2 (workgroup scope, flexible dimensions, per-element operations, tensor addressing, block loads; fp16 x fp16 -> fp32) on Vulkan 1.3\(c2.built ? "" : ", in a build with glslang 15 (Benchmarks/glslang-newer.sh)")")
+            }
+            t = try tile ?? c2.tile()
+            guard t.fits(shape, maxDimension: limits.maxDimension), c2.sliceBytes(t) <= caps.maxComputeSharedMemorySize else {
+                throw RuntimeError.invalidArgument("\(op): coopmat2 tile \(t) does not fit \(caps.deviceName)'s shape \(shape) (dimensions up to \(limits.maxDimension), \(caps.maxComputeSharedMemorySize) bytes of shared memory)")
+            }
+            invocations = shape.workgroupInvocations
+        }
+        guard c2.splits(t, invocations: invocations) else {
+            throw RuntimeError.invalidArgument("\(op): coopmat2 tile \(t): BN and the workgroup size (\(invocations)) must be multiples of one another")
+        }
+        guard c2.eligible(x: x, cache: cache, weight: weight, out: out, residual: residual, batch: g.batch, outputsPerBatch: g.cout * g.n) else {
+            throw RuntimeError.invalidArgument("\(op): the coopmat2 convolution needs an f32 or f16 output, the cache in x's dtype and 16-byte aligned weights, outputs and residual")
+        }
+        let constants: [UInt32] = [
+            UInt32(t.bm), UInt32(t.bn), UInt32(t.bk), 0, 0, UInt32(invocations),
+            x.dtype.code, weight.dtype.code, out.dtype.code, bias?.dtype.code ?? 0, residual?.dtype.code ?? 0,
+            bias != nil ? 1 : 0, residual != nil ? 1 : 0, UInt32(g.kt), UInt32(g.kh), UInt32(g.kw),
+        ]
+        let nTiles = (g.n + t.bn - 1) / t.bn
+        let groups = (min(nTiles, caps.maxComputeWorkGroupCount[0], 65535), (g.cout + t.bm - 1) / t.bm,
+                      min(g.batch, caps.maxComputeWorkGroupCount[2], 65535))
+        let kernel = emulated ? Kernel(name: "conv3d_cm2_emulated", spirv: SPIRV.conv3d_cm2_emulated)
+                              : Kernel(name: "conv3d_cm2", spirv: SPIRV.conv3d_cm2)
+        try dispatch(kernel, constants: constants,
+                     push: Conv3DGeometry.push(g, x: x, weight: weight, cache: cache, out: out, bias: bias, residual: residual),
+                     groups: groups, reads: [x, weight] + [bias, cache, residual].compactMap { $0 }, writes: [out],
+                     label: label + " [coopmat2 \(emulated ? "emulated " : "")\(t)]")
+    }
+}
+
+extension Device {
+    /// Whether this device runs the coopmat2 convolution (`WAN_CONV_CM2=1` selects it).
+    public var supportsCoopmat2Conv3D: Bool { vulkan.map { Conv3DCoopmat2.supported($0.capabilities) } ?? false }
+}
