@@ -10,9 +10,9 @@
 # device half then runs the tensor-core suites on both APIs and wan-bench prints both (plus each API's register-only
 # tensor-core peak, the `tensor-core peak` rows of the gemm suite).
 # Settings of the device half: TESTS=0 skips the tests, TEST_FILTER / TEST_TIMEOUT / BENCH_TIMEOUT / REPEATS,
-# GEMM_TILES / CM2_TILES / CONV_TILES / ATTN_TILES / ATTN_CM2_TILES sweep the tensor-core kernels' tiles. Logs land in $OUT (the device tool's folder).
+# GEMM_TILES / CM2_TILES / CONV_TILES / CONV_CM2_TILES / ATTN_TILES / ATTN_CM2_TILES sweep the tensor-core kernels' tiles. Logs land in $OUT (the device tool's folder).
 # Seen on an H200 (2026-12-04): 222 tests pass in ~55 s; `gemm attention conv3d models pipeline` take ~5 min.
-# The next run's questions (see the tensor-core peak rows first, then coopmat2 against coopmat, GEMM and attention):
+# The next run's questions (see the tensor-core peak rows first, then coopmat2 against coopmat: GEMM, attention, conv3d):
 #   TEST_TIMEOUT=85 BENCH_TIMEOUT=240 REPEATS=2 CM2_TILES="128x256x32 256x128x32" ATTN_CM2_TILES="128x64 64x128"
 #   bash Benchmarks/gpu-check.sh device gemm attention conv3d
 #
@@ -83,7 +83,7 @@ device)
         grep -E "✘|Test run|note:" "$out/tests-khr.log" | tail -20 || true
     fi
     # Tile sweeps for tuning the tensor-core kernels: GEMM_TILES / CONV_TILES="128x128x32x64x32 64x64x32x32x32 ...",
-    # CM2_TILES="128x256x32 ...", ATTN_TILES="4x64 2x64 ..." and ATTN_CM2_TILES="128x64 ..." time their suite's rows once
+    # CM2_TILES / CONV_CM2_TILES="128x256x32 ...", ATTN_TILES="4x64 2x64 ..." and ATTN_CM2_TILES="128x64 ..." time their suite's rows once
     # per tile (14B's self-attention left out).
     sweep() {   # sweep TILES VARIABLE SUITE ROWS
         for t in $1; do
@@ -96,6 +96,7 @@ device)
     sweep "${CM2_TILES:-}" WAN_GEMM_CM2_TILE gemm coopmat2
     sweep "${ATTN_CM2_TILES:-}" WAN_ATTN_CM2_TILE attention coopmat2
     sweep "${CONV_TILES:-}" WAN_CONV_COOPMAT_TILE conv3d coopmat
+    sweep "${CONV_CM2_TILES:-}" WAN_CONV_CM2_TILE conv3d coopmat2
     sweep "${ATTN_TILES:-}" WAN_ATTN_COOPMAT_TILE attention coopmat
     [ $# -gt 1 ] || exit 0
     echo "== benchmarks (${*:2})"

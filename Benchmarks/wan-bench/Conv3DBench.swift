@@ -6,8 +6,8 @@ import WanRuntime
 /// 480×832 with 2 cached frames (the row), the decoder's middle 384→384 at 60×104, and the two
 /// downsampling convs (spatial stride 2 with the bottom/right pad; temporal stride 2 with 1 cached frame).
 /// FLOPs = 2·Cout·Cin·kt·kh·kw·T'·H'·W'. 16-bit rows run on tensor cores where the device has them (`coopmat`, with
-/// the tiled kernel's row and, where built, the VK_KHR_cooperative_matrix build beside them), and f32 with fp16
-/// compute allowed.
+/// the tiled kernel's row and, where built, the VK_KHR_cooperative_matrix build and the coopmat2 kernel beside them),
+/// and f32 with fp16 compute allowed.
 let conv3dSuite = BenchSuite(name: "conv3d") { ctx in
     struct Row {
         var name: String
@@ -65,6 +65,8 @@ let conv3dSuite = BenchSuite(name: "conv3d") { ctx in
                     // cooperative-matrix API (VK_KHR_cooperative_matrix) where built, for comparison.
                     try row("\(dtype) tiled", env: ("WAN_CONV_COOPMAT", "0"))
                     if device.coopmatAPIs.count > 1 { try row("\(dtype) coopmat khr", env: ("WAN_COOPMAT_API", "khr")) }
+                    // The workgroup-scope coopmat2 kernel (VK_NV_cooperative_matrix2) where the device and the build have it.
+                    if device.supportsCoopmat2Conv3D { try row("\(dtype) coopmat2", env: ("WAN_CONV_CM2", "1")) }
                 }
                 if dtype == .f32 && device.conv3dUsesTensorCores(x: .f32, weight: .f32, cache: cache?.dtype, fp16Compute: true) {
                     // f32 tensors with fp16 compute allowed: rounded to fp16 while staged, on tensor cores.
