@@ -548,6 +548,11 @@ private func tensorCoreConvCases() -> [ConvCase] {
         #expect(!Conv3DCoopmat2.splits(GEMMCoopmat2.Tile(bm: 64, bn: 48, bk: 32), invocations: 128))
         #expect(Conv3DCoopmat2.splits(Conv3DCoopmat2.emulatedTile, invocations: Conv3DCoopmat2.emulatedInvocations))
         #expect(Conv3DCoopmat2.emulationSharedBytes(Conv3DCoopmat2.emulatedTile) <= 32 << 10, "fits lavapipe")
+        // Native slices beside the driver's reserved shared memory (1 KiB here): 16 KiB for the default tile.
+        caps.maxComputeSharedMemorySize = 17 << 10
+        #expect(Conv3DCoopmat2.slicesFit(Conv3DCoopmat2.defaultTile, caps))
+        caps.maxComputeSharedMemorySize = 17 << 10 - 1
+        #expect(!Conv3DCoopmat2.slicesFit(Conv3DCoopmat2.defaultTile, caps))
         // Tensors: f32/f16 outputs, x and the cache in one dtype, 16-byte aligned weights and outputs (per batch).
         let x = try d.empty([2, 3, 2, 4, 4], dtype: .f16), w = try d.empty([5, 3, 3, 3, 3], dtype: .f16)
         let out = try d.empty([2, 5, 2, 4, 4]), out16 = try d.empty([2, 5, 2, 4, 4], dtype: .f16)

@@ -19,6 +19,12 @@ enum Conv3DCoopmat2 {
     /// Shared memory of the shader's two fp16 input slices for tile `t`.
     static func sliceBytes(_ t: GEMMCoopmat2.Tile) -> Int { 2 * 2 * t.bk * t.bn }
 
+    /// Whether the slices of tile `t` fit the device's shared memory beside what the driver reserves for workgroup-scope
+    /// matrices.
+    static func slicesFit(_ t: GEMMCoopmat2.Tile, _ caps: Capabilities) -> Bool {
+        sliceBytes(t) + (caps.cooperativeMatrix2?.reservedSharedMemory ?? 0) <= caps.maxComputeSharedMemorySize
+    }
+
     /// Shared memory the emulated shader needs for `t`: the slices and the emulation's product scratch.
     static func emulationSharedBytes(_ t: GEMMCoopmat2.Tile) -> Int { sliceBytes(t) + GEMMCoopmat2.emulationSharedBytes(t) }
 
@@ -78,8 +84,8 @@ extension VulkanRecorder {
                 throw RuntimeError.missingFeature(device: caps.deviceName, feature: "VK_NV_cooperative_matrix2 (workgroup scope, flexible dimensions, per-element operations, tensor addressing, block loads; fp16 x fp16 -> fp32) on Vulkan 1.3\(c2.built ? "" : ", in a build with glslang 15 (Benchmarks/glslang-newer.sh)")")
             }
             t = try tile ?? c2.tile()
-            guard t.fits(shape, maxDimension: limits.maxDimension), c2.sliceBytes(t) <= caps.maxComputeSharedMemorySize else {
-                throw RuntimeError.invalidArgument("\(op): coopmat2 tile \(t) does not fit \(caps.deviceName)'s shape \(shape) (dimensions up to \(limits.maxDimension), \(caps.maxComputeSharedMemorySize) bytes of shared memory)")
+            guard t.fits(shape, maxDimension: limits.maxDimension), c2.slicesFit(t, caps) else {
+                throw RuntimeError.invalidArgument("\(op): coopmat2 tile \(t) does not fit \(caps.deviceName)'s shape \(shape) (dimensions up to \(limits.maxDimension)) or its shared memory (\(c2.sliceBytes(t)) bytes of input slices, \(caps.maxComputeSharedMemorySize) bytes less \(limits.reservedSharedMemory) reserved)")
             }
             invocations = shape.workgroupInvocations
         }
