@@ -25,22 +25,14 @@ layout(constant_id = 0) const uint BM = 128;     // output channels per workgrou
 layout(constant_id = 1) const uint BN = 128;     // output voxels per workgroup
 layout(constant_id = 2) const uint BK = 32;      // K slice
 // constants 3 and 4 (the subgroup tile of conv3d_coopmat) are not used; 5 is the workgroup size
-layout(constant_id = 6) const uint X_DT = 0;     // x and the cache
-layout(constant_id = 7) const uint W_DT = 0;
-layout(constant_id = 8) const uint OUT_DT = 0;
-layout(constant_id = 9) const uint BIAS_DT = 0;
-layout(constant_id = 10) const uint RES_DT = 0;
-layout(constant_id = 11) const uint HAS_BIAS = 0;
-layout(constant_id = 12) const uint HAS_RES = 0;
-layout(constant_id = 13) const uint KT = 3;      // kernel extent in time, height, width
-layout(constant_id = 14) const uint KH = 3;
-layout(constant_id = 15) const uint KW = 3;
+#include "conv3d_constants.glsl"
 
 #include "conv3d_params.glsl"
 
 #define CM2_EMU_A_SIZE (BM * BK)
 #define CM2_EMU_B_SIZE (BK * BN)
 #include "cm2.glsl"
+#include "cm2_output.glsl"
 
 const uint KHW = KH * KW;
 const uint TAPS = KT * KHW;
@@ -130,20 +122,7 @@ void main() {
             }
 
             CM2_PER_ELEMENT(acc, acc, BM, BN, tile_output, m0);
-            if (HAS_RES != 0u) {
-                CM2_ACC(BM, BN) res;
-                if (RES_DT == DT_F32) CM2_LOAD(res, BM, BN, float, Cm2F32, resBase, M, N, N, m0, n0, false);
-                else if (RES_DT == DT_F16) CM2_LOAD_DECODE(res, BM, BN, float, resBase, M, N, N, m0, n0, false, f32_from_f16, U16Elem, 2u);
-                else CM2_LOAD_DECODE(res, BM, BN, float, resBase, M, N, N, m0, n0, false, f32_from_bf16, U16Elem, 2u);
-                CM2_ADD(acc, res);
-            }
-            if (OUT_DT == DT_F32) {
-                CM2_STORE(acc, BM, BN, Cm2F32, outBase, M, N, N, m0, n0);
-            } else {   // f16 (bf16 outputs use the other convolutions)
-                CM2_ACC16(BM, BN) h;
-                CM2_CONVERT(h, CM2_ACC16(BM, BN), acc, BM, BN, float16_t);
-                CM2_STORE(h, BM, BN, Cm2F16, outBase, M, N, N, m0, n0);
-            }
+            CM2_RESIDUAL_STORE(acc, BM, BN, resBase, outBase, M, N, m0, n0);   // bf16 outputs use the other convolutions
         }
     }
 }

@@ -24,16 +24,7 @@ layout(constant_id = 2) const uint BK = 32;      // K slice (multiple of 16)
 layout(constant_id = 3) const uint WM = 64;      // subgroup tile (multiples of 16)
 layout(constant_id = 4) const uint WN = 32;
 // constant 5: workgroup size = (BM / WM) * (BN / WN) * 32
-layout(constant_id = 6) const uint X_DT = 0;     // x and the cache
-layout(constant_id = 7) const uint W_DT = 0;
-layout(constant_id = 8) const uint OUT_DT = 0;
-layout(constant_id = 9) const uint BIAS_DT = 0;
-layout(constant_id = 10) const uint RES_DT = 0;
-layout(constant_id = 11) const uint HAS_BIAS = 0;
-layout(constant_id = 12) const uint HAS_RES = 0;
-layout(constant_id = 13) const uint KT = 3;      // kernel extent in time, height, width
-layout(constant_id = 14) const uint KH = 3;
-layout(constant_id = 15) const uint KW = 3;
+#include "conv3d_constants.glsl"
 layout(constant_id = 16) const uint VEC_W = 0;   // K % 8 == 0 and the weight address 8-element aligned
 const uint TRANS_A = 0u;                         // the tile's A (weights, [M][K]) and B (inputs, [K][N]) as stored
 const uint TRANS_B = 0u;

@@ -43,6 +43,7 @@ layout(constant_id = 16) const uint SCALE = 0;   // 0 none, 1 per tensor, 2 per 
 #define CM2_EMU_A_SIZE (BM * BK)
 #define CM2_EMU_B_SIZE (BK * BN)
 #include "cm2.glsl"
+#include "cm2_output.glsl"
 
 // FP8 weights decoded to fp16 (exactly; the layouts' block size is 1: each call gets one element).
 float16_t from_e4m3(const in U8Elem e, const in uint block[2], const in uint inBlock[2]) {
@@ -97,19 +98,6 @@ void main() {
         }
 
         CM2_PER_ELEMENT(acc, acc, BM, BN, tile_output, n0);
-        if (HAS_RES != 0u) {
-            CM2_ACC(BM, BN) r;
-            if (RES_DT == DT_F32) CM2_LOAD(r, BM, BN, float, Cm2F32, resBase, M, N, N, m0, n0, false);
-            else if (RES_DT == DT_F16) CM2_LOAD_DECODE(r, BM, BN, float, resBase, M, N, N, m0, n0, false, f32_from_f16, U16Elem, 2u);
-            else CM2_LOAD_DECODE(r, BM, BN, float, resBase, M, N, N, m0, n0, false, f32_from_bf16, U16Elem, 2u);
-            CM2_ADD(acc, r);
-        }
-        if (OUT_DT == DT_F32) {
-            CM2_STORE(acc, BM, BN, Cm2F32, outBase, M, N, N, m0, n0);
-        } else {   // f16 (bf16 outputs use the other GEMMs)
-            CM2_ACC16(BM, BN) h;
-            CM2_CONVERT(h, CM2_ACC16(BM, BN), acc, BM, BN, float16_t);
-            CM2_STORE(h, BM, BN, Cm2F16, outBase, M, N, N, m0, n0);
-        }
+        CM2_RESIDUAL_STORE(acc, BM, BN, resBase, outBase, M, N, m0, n0);   // bf16 outputs use the other GEMMs
     }
 }

@@ -440,19 +440,9 @@ private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol:
         for bad in ["64", "64x60", "0x64", "64x64x64", "axb"] {
             #expect(throws: RuntimeError.self, "\(bad)") { try AttentionCoopmat2.Tile(parsing: bad) }
         }
-        guard let d = try TestDevices.vulkan(), var caps = d.vulkan?.capabilities else { return }
-        let shape = Capabilities.FlexibleShape(mGranularity: 16, nGranularity: 16, kGranularity: 16, a: "f16", b: "f16", c: "f32",
-                                               result: "f32", scope: "workgroup", workgroupInvocations: 256)
-        var shape128 = shape
-        shape128.workgroupInvocations = 128
-        caps.apiVersion = "1.3.280"
-        caps.shaderFloat16 = true
-        caps.vulkanMemoryModel = true
-        caps.maxComputeWorkGroupSize = [1024, 1024, 64]
-        caps.cooperativeMatrix2 = Capabilities.CooperativeMatrix2(workgroupScope: true, flexibleDimensions: true, reductions: true,
-                                                                  conversions: true, perElementOperations: true, tensorAddressing: true,
-                                                                  blockLoads: true, maxWorkgroupSize: 256, maxDimension: 256,
-                                                                  reservedSharedMemory: 1024, shapes: [shape, shape128])
+        guard let d = try TestDevices.vulkan(), let real = d.vulkan?.capabilities else { return }
+        let shape = TestCoopmat2.shape, shape128 = shape.with(\.workgroupInvocations, 128)
+        var caps = real.withCoopmat2(shapes: [shape, shape128])
         #expect(AttentionCoopmat2.offered(caps) && AttentionCoopmat2.shape(caps) == shape128, "128 invocations preferred")
         for missing in [\Capabilities.CooperativeMatrix2.reductions, \.conversions, \.perElementOperations, \.tensorAddressing] {
             var c = caps

@@ -432,6 +432,16 @@ private func concatFrames(_ parts: [(values: [Float], frames: Int)], channels: I
     }
 }
 
+/// Runs a case on device `d` against float64 with fp16's tolerance (the tensor-core variants round operands to fp16).
+private func checkFP16(_ c: ConvCase, _ d: Device, seed: UInt64, sourceLocation: SourceLocation) throws {
+    let data = try makeData(c, seed: seed)
+    let want = try referenceConv3D(x: data.x, xShape: c.xShape, cache: data.cache, tc: c.tc, weight: data.weight, cout: c.cout,
+                                   bias: data.bias, residual: data.residual, params: c.params)
+    let got = try run(c, data, on: d)
+    let err = maxRelativeError(got, want)
+    #expect(err <= 1e-2, "\(c): relative error \(err)", sourceLocation: sourceLocation)
+}
+
 /// The tensor-core convolutions' case list: every geometry of the VAE, dtypes and epilogues, edges in M, N and K.
 private func tensorCoreConvCases() -> [ConvCase] {
     let k3s2 = Conv3DParams(kernel: (3, 3, 3), stride: (2, 2, 2), padFront: 2, padBottom: 1, padRight: 1)
@@ -485,12 +495,7 @@ private func tensorCoreConvCases() -> [ConvCase] {
     private func check(_ c: ConvCase, _ d: Device, seed: UInt64, sourceLocation: SourceLocation = #_sourceLocation) throws {
         var c = c
         c.coopmat = true
-        let data = try makeData(c, seed: seed)
-        let want = try referenceConv3D(x: data.x, xShape: c.xShape, cache: data.cache, tc: c.tc, weight: data.weight, cout: c.cout,
-                                       bias: data.bias, residual: data.residual, params: c.params)
-        let got = try run(c, data, on: d)
-        let err = maxRelativeError(got, want)
-        #expect(err <= 1e-2, "\(c): relative error \(err)", sourceLocation: sourceLocation)
+        try checkFP16(c, d, seed: seed, sourceLocation: sourceLocation)
     }
 
     /// Every geometry of the VAE, dtypes and epilogues, edges in M, N and K, vector and element weight staging.
@@ -528,16 +533,10 @@ private func tensorCoreConvCases() -> [ConvCase] {
 /// device (lavapipe in CI). Operands are rounded to fp16, so fp16 tolerances.
 @Suite struct Conv3DCoopmat2Tests {
     @Test func policy() throws {
-        guard let d = try TestDevices.vulkan(), var caps = d.vulkan?.capabilities else { return }
-        let wg = Capabilities.FlexibleShape(mGranularity: 16, nGranularity: 16, kGranularity: 16, a: "f16", b: "f16", c: "f32",
-                                            result: "f32", scope: "workgroup", workgroupInvocations: 256)
-        caps.apiVersion = "1.4.312"
-        caps.shaderFloat16 = true
-        caps.vulkanMemoryModel = true
-        caps.maxComputeWorkGroupSize = [1024, 1024, 64]
-        caps.cooperativeMatrix2 = Capabilities.CooperativeMatrix2(
-            workgroupScope: true, flexibleDimensions: true, reductions: false, conversions: false, perElementOperations: true,
-            tensorAddressing: true, blockLoads: true, maxWorkgroupSize: 256, maxDimension: 256, reservedSharedMemory: 1024, shapes: [wg])
+        guard let d = try TestDevices.vulkan(), let real = d.vulkan?.capabilities else { return }
+        var caps = real.withCoopmat2(shapes: [TestCoopmat2.shape])
+        caps.cooperativeMatrix2?.reductions = false
+        caps.cooperativeMatrix2?.conversions = false
         caps.cooperativeMatrix2Enabled = true
         #expect(Conv3DCoopmat2.supported(caps) == Conv3DCoopmat2.built, "the GEMM's features suffice (no reductions)")
         caps.cooperativeMatrix2Enabled = false
@@ -601,12 +600,7 @@ private func tensorCoreConvCases() -> [ConvCase] {
     private func check(_ c: ConvCase, _ d: Device, seed: UInt64, sourceLocation: SourceLocation = #_sourceLocation) throws {
         var c = c
         c.coopmat2 = true
-        let data = try makeData(c, seed: seed)
-        let want = try referenceConv3D(x: data.x, xShape: c.xShape, cache: data.cache, tc: c.tc, weight: data.weight, cout: c.cout,
-                                       bias: data.bias, residual: data.residual, params: c.params)
-        let got = try run(c, data, on: d)
-        let err = maxRelativeError(got, want)
-        #expect(err <= 1e-2, "\(c): relative error \(err)", sourceLocation: sourceLocation)
+        try checkFP16(c, d, seed: seed, sourceLocation: sourceLocation)
     }
 
     /// The tensor-core case list (bf16 outputs as f16: the shader stores f32 or f16) with `tile` (nil: the default), then

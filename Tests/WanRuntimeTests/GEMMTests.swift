@@ -501,19 +501,9 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
         for bad in ["128x128", "128x120x32", "0x128x32", "axbxc"] {
             #expect(throws: RuntimeError.self, "\(bad)") { try GEMMCoopmat2.Tile(parsing: bad) }
         }
-        guard let d = try TestDevices.vulkan(), var caps = d.vulkan?.capabilities else { return }
-        let wg = Capabilities.FlexibleShape(mGranularity: 16, nGranularity: 16, kGranularity: 16, a: "f16", b: "f16", c: "f32",
-                                            result: "f32", scope: "workgroup", workgroupInvocations: 256)
-        caps.apiVersion = "1.4.312"
-        caps.shaderFloat16 = true
-        caps.vulkanMemoryModel = true
-        caps.maxComputeWorkGroupSize = [1024, 1024, 64]
-        let full = Capabilities.CooperativeMatrix2(workgroupScope: true, flexibleDimensions: true, reductions: true, conversions: true,
-                                                   perElementOperations: true, tensorAddressing: true, blockLoads: true,
-                                                   maxWorkgroupSize: 256, maxDimension: 256, reservedSharedMemory: 1024,
-                                                   shapes: [wg.with(\.scope, "subgroup"), wg.with(\.c, "f16"),
-                                                            wg.with(\.workgroupInvocations, 128), wg])
-        caps.cooperativeMatrix2 = full
+        guard let d = try TestDevices.vulkan(), let real = d.vulkan?.capabilities else { return }
+        let wg = TestCoopmat2.shape
+        var caps = real.withCoopmat2(shapes: [wg.with(\.scope, "subgroup"), wg.with(\.c, "f16"), wg.with(\.workgroupInvocations, 128), wg])
         #expect(GEMMCoopmat2.offered(caps) && GEMMCoopmat2.shape(caps) == wg, "the f32-accumulating workgroup shape of 256 invocations")
         #expect(GEMMCoopmat2.enable(caps) == GEMMCoopmat2.built)
         caps.cooperativeMatrix2Enabled = false
@@ -628,14 +618,5 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
         let sweep = try ["48x32x16", "16x64x32", "32x16x48"].map { try GEMMCoopmat2.Tile(parsing: $0) }
         try coopmat2Cases(d, tile: GEMMCoopmat2.emulatedTile, emulated: true, sweep: sweep)
         TestDevices.checkValidation()
-    }
-}
-
-private extension Capabilities.FlexibleShape {
-    /// A copy with one property changed.
-    func with<T>(_ key: WritableKeyPath<Self, T>, _ value: T) -> Self {
-        var c = self
-        c[keyPath: key] = value
-        return c
     }
 }

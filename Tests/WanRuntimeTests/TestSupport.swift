@@ -97,3 +97,37 @@ func tolerance(_ dtype: DType) -> Double {
     default: return 1e-1
     }
 }
+
+/// Policy tests of the coopmat2 kernels: a device offering VK_NV_cooperative_matrix2 on paper.
+enum TestCoopmat2 {
+    /// The workgroup-scope fp16 × fp16 → fp32 shape of 256 invocations, granularities 16.
+    static let shape = Capabilities.FlexibleShape(mGranularity: 16, nGranularity: 16, kGranularity: 16, a: "f16", b: "f16", c: "f32",
+                                                  result: "f32", scope: "workgroup", workgroupInvocations: 256)
+}
+
+extension Capabilities {
+    /// These capabilities edited to offer everything the coopmat2 shaders use (Vulkan 1.4, fp16 arithmetic, the memory
+    /// model, every coopmat2 feature, workgroups and dimensions up to 256, 1 KiB of shared memory reserved) with `shapes`
+    /// listed; the extension not enabled.
+    func withCoopmat2(shapes: [FlexibleShape]) -> Capabilities {
+        var caps = self
+        caps.apiVersion = "1.4.312"
+        caps.shaderFloat16 = true
+        caps.vulkanMemoryModel = true
+        caps.maxComputeWorkGroupSize = [1024, 1024, 64]
+        caps.cooperativeMatrix2 = CooperativeMatrix2(workgroupScope: true, flexibleDimensions: true, reductions: true, conversions: true,
+                                                     perElementOperations: true, tensorAddressing: true, blockLoads: true,
+                                                     maxWorkgroupSize: 256, maxDimension: 256, reservedSharedMemory: 1024, shapes: shapes)
+        caps.cooperativeMatrix2Enabled = false
+        return caps
+    }
+}
+
+extension Capabilities.FlexibleShape {
+    /// A copy with one property changed.
+    func with<T>(_ key: WritableKeyPath<Self, T>, _ value: T) -> Self {
+        var c = self
+        c[keyPath: key] = value
+        return c
+    }
+}
