@@ -12,9 +12,11 @@
 # Settings of the device half: TESTS=0 skips the tests, TEST_FILTER / TEST_TIMEOUT / BENCH_TIMEOUT / REPEATS,
 # GEMM_TILES / CM2_TILES / CONV_TILES / CONV_CM2_TILES / ATTN_TILES / ATTN_CM2_TILES sweep the tensor-core kernels' tiles. Logs land in $OUT (the device tool's folder).
 # Seen on an H200 (2026-12-04): 222 tests pass in ~55 s; `gemm attention conv3d models pipeline` take ~5 min.
-# The next run's questions (see the tensor-core peak rows first, then coopmat2 against coopmat: GEMM, attention, conv3d):
-#   TEST_TIMEOUT=85 BENCH_TIMEOUT=240 REPEATS=2 CM2_TILES="128x256x32 256x128x32" ATTN_CM2_TILES="128x64 64x128"
-#   bash Benchmarks/gpu-check.sh device gemm attention conv3d
+# The next run's questions (see the tensor-core peak rows first, then coopmat2 against coopmat: GEMM, attention, conv3d),
+# as two calls on the warm machine (one command may run 10 minutes): the tests and the tables, then the tile sweeps:
+#   TEST_TIMEOUT=85 BENCH_TIMEOUT=300 REPEATS=2 bash Benchmarks/gpu-check.sh device gemm attention conv3d
+#   TESTS=0 CM2_TILES="128x256x32 256x128x32" ATTN_CM2_TILES="128x64 64x128" CONV_CM2_TILES="128x256x32 64x128x32" \
+#       bash Benchmarks/gpu-check.sh device
 #
 # The device half unpacks the Vulkan loader and OpenBLAS, prints `wan devices`, runs the kernel tests
 # (Swift Testing) on the GPU's Vulkan driver, then prints the wan-bench tables at full Wan shapes.

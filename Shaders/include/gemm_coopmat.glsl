@@ -29,17 +29,7 @@ layout(constant_id = 2) const uint BK = 32;      // multiple of 16
 layout(constant_id = 3) const uint WM = 64;      // subgroup tile rows (multiple of 16)
 layout(constant_id = 4) const uint WN = 32;      // subgroup tile columns (multiple of 16)
 // constant 5: workgroup size = (BM / WM) * (BN / WN) * 32
-layout(constant_id = 6) const uint A_DT = 0;
-layout(constant_id = 7) const uint B_DT = 0;
-layout(constant_id = 8) const uint OUT_DT = 0;
-layout(constant_id = 9) const uint BIAS_DT = 0;
-layout(constant_id = 10) const uint RES_DT = 0;
-layout(constant_id = 11) const uint TRANS_A = 0;
-layout(constant_id = 12) const uint TRANS_B = 0;
-layout(constant_id = 13) const uint HAS_BIAS = 0;
-layout(constant_id = 14) const uint HAS_RES = 0;
-layout(constant_id = 15) const uint ACT = 0;     // 0 none, 1 gelu (tanh), 2 gelu (erf), 3 silu
-layout(constant_id = 16) const uint SCALE = 0;   // 0 none, 1 per tensor, 2 per column n
+#include "gemm_constants.glsl"
 // 1: the operand's contiguous length (K for A, M for Aᵀ; N for B, K for Bᵀ) is a multiple of 8 and its
 // address (and so every batch's) is aligned to min(16, 8 * element size) bytes: chunks are vector loads.
 layout(constant_id = 17) const uint VEC_A = 0;
