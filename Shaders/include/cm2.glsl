@@ -17,6 +17,10 @@
 //   CM2_LOAD_DECODE(m, R, C, ET, base, rows, cols, stride, r0, c0, transposed, decode, Elem, bytes)
 //                                the same through a decode function: decode(Elem element, uint block[2],
 //                                uint inBlock[2]) of elements `bytes` long
+//   CM2_LOAD_INSIDE(...), CM2_LOAD_DECODE_INSIDE(...)
+//                                the same for a slice known to lie inside T: no clamping (natively a layout without
+//                                a clamp mode, the cheaper load; emulated, no bounds check, so a slice that is not
+//                                inside reads wrong elements and fails the tests)
 //   CM2_LOAD_SHARED(m, R, C, arr, offset, stride)
 //                                m[i][j] = arr[offset + i · stride + j] of a shared float16_t array (row-major)
 //   CM2_STORE(m, R, C, Buf, base, rows, cols, stride, r0, c0)
@@ -95,6 +99,13 @@ shared float cm2_emu_r[CM2_EMU_R_SIZE];
             ? decode(Elem((base) + uint64_t(cm2_tr * (stride) + cm2_tc) * uint64_t(bytes)), uint[2](cm2_tr, cm2_tc), uint[2](0u, 0u)) \
             : ET(0); } } while (false)
 
+#define CM2_LOAD_INSIDE(m, R, C, ET, Buf, base, rows, cols, stride, r0, c0, transposed) \
+    do { CM2_FOR(m, R, C) { CM2_TENSOR_COORD(C, r0, c0, transposed); m[cm2_e] = ET(Buf(base).v[cm2_tr * (stride) + cm2_tc]); } } while (false)
+
+#define CM2_LOAD_DECODE_INSIDE(m, R, C, ET, base, rows, cols, stride, r0, c0, transposed, decode, Elem, bytes) \
+    do { CM2_FOR(m, R, C) { CM2_TENSOR_COORD(C, r0, c0, transposed); \
+        m[cm2_e] = decode(Elem((base) + uint64_t(cm2_tr * (stride) + cm2_tc) * uint64_t(bytes)), uint[2](cm2_tr, cm2_tc), uint[2](0u, 0u)); } } while (false)
+
 #define CM2_LOAD_SHARED(m, R, C, arr, offset, stride) \
     do { CM2_FOR(m, R, C) m[cm2_e] = arr[(offset) + (cm2_i / (C)) * (stride) + cm2_i % (C)]; } while (false)
 
@@ -148,24 +159,39 @@ shared float cm2_emu_r[CM2_EMU_R_SIZE];
 
 #define CM2_ACC_FILL(m, R, C, v) m = CM2_ACC(R, C)(v)
 
-// The rows × cols tensor (row stride `stride`), clamped to zero outside.
-#define CM2_LAYOUT(rows, cols, stride) \
-    setTensorLayoutStrideNV(setTensorLayoutDimensionNV(createTensorLayoutNV(2, CM2_CLAMP), rows, cols), stride, 1u)
+// The rows × cols tensor (row stride `stride`): clamped to zero outside (CM2_LAYOUT), or not clamped (the `inside`
+// layouts of CM2_LOAD_INSIDE); CM2_LT_<mode> and CM2_NEW_<mode> name each kind's type and constructor.
+#define CM2_LT_clamped tensorLayoutNV<2, CM2_CLAMP>
+#define CM2_NEW_clamped createTensorLayoutNV(2, CM2_CLAMP)
+#define CM2_LT_inside tensorLayoutNV<2>
+#define CM2_NEW_inside createTensorLayoutNV(2)
+#define CM2_LAYOUT_OF(mode, rows, cols, stride) \
+    setTensorLayoutStrideNV(setTensorLayoutDimensionNV(CM2_NEW_##mode, rows, cols), stride, 1u)
+#define CM2_LAYOUT(rows, cols, stride) CM2_LAYOUT_OF(clamped, rows, cols, stride)
 #define CM2_TRANSPOSED createTensorViewNV(2, false, 1, 0)
 
-#define CM2_LOAD(m, R, C, ET, Buf, base, rows, cols, stride, r0, c0, transposed) \
+#define CM2_LOAD_MODE(mode, m, R, C, Buf, base, rows, cols, stride, r0, c0, transposed) \
     do { \
-        tensorLayoutNV<2, CM2_CLAMP> cm2_t = CM2_LAYOUT(rows, cols, stride); \
+        CM2_LT_##mode cm2_t = CM2_LAYOUT_OF(mode, rows, cols, stride); \
         if (transposed) coopMatLoadTensorNV(m, Buf(base).v, 0, sliceTensorLayoutNV(cm2_t, r0, C, c0, R), CM2_TRANSPOSED); \
         else coopMatLoadTensorNV(m, Buf(base).v, 0, sliceTensorLayoutNV(cm2_t, r0, R, c0, C)); \
     } while (false)
 
-#define CM2_LOAD_DECODE(m, R, C, ET, base, rows, cols, stride, r0, c0, transposed, decode, Elem, bytes) \
+#define CM2_LOAD_DECODE_MODE(mode, m, R, C, base, rows, cols, stride, r0, c0, transposed, decode) \
     do { \
-        tensorLayoutNV<2, CM2_CLAMP> cm2_t = CM2_LAYOUT(rows, cols, stride); \
+        CM2_LT_##mode cm2_t = CM2_LAYOUT_OF(mode, rows, cols, stride); \
         if (transposed) coopMatLoadTensorNV(m, Cm2Bytes(base).v, 0, sliceTensorLayoutNV(cm2_t, r0, C, c0, R), CM2_TRANSPOSED, decode); \
         else coopMatLoadTensorNV(m, Cm2Bytes(base).v, 0, sliceTensorLayoutNV(cm2_t, r0, R, c0, C), decode); \
     } while (false)
+
+#define CM2_LOAD(m, R, C, ET, Buf, base, rows, cols, stride, r0, c0, transposed) \
+    CM2_LOAD_MODE(clamped, m, R, C, Buf, base, rows, cols, stride, r0, c0, transposed)
+#define CM2_LOAD_INSIDE(m, R, C, ET, Buf, base, rows, cols, stride, r0, c0, transposed) \
+    CM2_LOAD_MODE(inside, m, R, C, Buf, base, rows, cols, stride, r0, c0, transposed)
+#define CM2_LOAD_DECODE(m, R, C, ET, base, rows, cols, stride, r0, c0, transposed, decode, Elem, bytes) \
+    CM2_LOAD_DECODE_MODE(clamped, m, R, C, base, rows, cols, stride, r0, c0, transposed, decode)
+#define CM2_LOAD_DECODE_INSIDE(m, R, C, ET, base, rows, cols, stride, r0, c0, transposed, decode, Elem, bytes) \
+    CM2_LOAD_DECODE_MODE(inside, m, R, C, base, rows, cols, stride, r0, c0, transposed, decode)
 
 #define CM2_LOAD_SHARED(m, R, C, arr, offset, stride) coopMatLoad(m, arr, offset, stride, gl_CooperativeMatrixLayoutRowMajor)
 

@@ -2,8 +2,8 @@
 // layouts, push constants and grid of conv3d.comp, as an implicit GEMM per batch with M = Cout, N = T'·H'·W' output
 // voxels, K = Cin·KT·KH·KW:
 //   A[m][k] = weight (dense [Cout, Cin, KT, KH, KW] is [M, K] row-major), loaded as a cooperative matrix straight from
-//   memory through a tensor layout (the driver stages it; clamping gives zeros past M and K), f16 as is, f32 and bf16
-//   rounded to fp16 by decode functions;
+//   memory through a tensor layout (the driver stages it; clamping gives zeros past M and K, tiles inside the weights
+//   load unclamped), f16 as is, f32 and bf16 rounded to fp16 by decode functions;
 //   B[k][n] = the virtual input (zero frames, cache, x; zero outside the frame) at tap k of voxel n: gathered by the
 //   workgroup into shared memory as fp16 (no im2col buffer in device memory), a BK x BN slice per step in two
 //   alternating buffers (one barrier per slice), then loaded as a cooperative matrix.
@@ -66,6 +66,15 @@ float tile_output(const in uint r, const in uint c, const in float v, const in u
     return HAS_BIAS != 0u ? v + load_elem(p.bias, BIAS_DT, row) : v;
 }
 
+// The weight tile (rows m0.., columns k0.. of the M x K weights) into ma, loaded by LOAD / LOAD_DECODE (clamped or
+// inside, include/cm2.glsl).
+#define CONV_CM2_LOAD_WEIGHTS(LOAD, LOAD_DECODE)                                                                   \
+    do {                                                                                                            \
+        if (W_DT == DT_F16) LOAD(ma, BM, BK, float16_t, Cm2F16, p.w, M, K, K, m0, k0, false);                      \
+        else if (W_DT == DT_F32) LOAD_DECODE(ma, BM, BK, float16_t, p.w, M, K, K, m0, k0, false, from_f32, F32Elem, 4u); \
+        else LOAD_DECODE(ma, BM, BK, float16_t, p.w, M, K, K, m0, k0, false, from_bf16, U16Elem, 2u);             \
+    } while (false)
+
 void main() {
     uint tid = gl_LocalInvocationIndex;
     uint M = p.Cout, K = p.Cin * TAPS, N = p.To * p.Ho * p.Wo;
@@ -114,9 +123,9 @@ void main() {
                 barrier();
                 CM2_A(BM, BK) ma;
                 CM2_B(BK, BN) mb;
-                if (W_DT == DT_F16) CM2_LOAD(ma, BM, BK, float16_t, Cm2F16, p.w, M, K, K, m0, k0, false);
-                else if (W_DT == DT_F32) CM2_LOAD_DECODE(ma, BM, BK, float16_t, p.w, M, K, K, m0, k0, false, from_f32, F32Elem, 4u);
-                else CM2_LOAD_DECODE(ma, BM, BK, float16_t, p.w, M, K, K, m0, k0, false, from_bf16, U16Elem, 2u);
+                // The weight tile without clamping where it lies inside the weights (the cheaper load).
+                if (m0 + BM <= M && k0 + BK <= K) CONV_CM2_LOAD_WEIGHTS(CM2_LOAD_INSIDE, CM2_LOAD_DECODE_INSIDE);
+                else CONV_CM2_LOAD_WEIGHTS(CM2_LOAD, CM2_LOAD_DECODE);
                 CM2_LOAD_SHARED(mb, BK, BN, convB, off, BN);
                 CM2_MULADD(acc, ma, mb, BM, BK, BN);
             }

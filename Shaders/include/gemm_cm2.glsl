@@ -6,7 +6,8 @@
 // A workgroup computes a BM x BN tile in BK-wide K slices: fp16 operand tiles (f16 loaded as is; f32 and bf16
 // converted to fp16 by decode functions while loading, fp8 weights decoded exactly), fp32 accumulation. Edges need
 // no code: the layouts clamp to zero outside the operands (M, N and K tails contribute nothing) and drop stores
-// outside the output. Transposed operands are loaded through a permuting tensor view. The epilogue runs per element
+// outside the output; slices entirely inside the operands load through unclamped layouts (cheaper, as llama.cpp's
+// coopmat2 GEMM found). Transposed operands are loaded through a permuting tensor view. The epilogue runs per element
 // (coopMatPerElementNV: scale, bias, activation), adds the residual loaded as a matrix, and stores f32 or f16.
 // Natively (gemm_cm2.comp) it needs glslang 15 (an optional build, Benchmarks/glslang-newer.sh) and a device with
 // VK_NV_cooperative_matrix2 (workgroup scope, flexible dimensions, per-element operations, tensor addressing); the
@@ -55,6 +56,25 @@ float tile_output(const in uint r, const in uint c, const in float v, const in u
     return activate(x);
 }
 
+// One K slice at k0 into acc, its operand tiles loaded by LOAD / LOAD_DECODE (clamped or inside, include/cm2.glsl).
+// A's tile: rows m0.., columns k0.. (of the stored K x M when transposed: rows k0.., columns m0..); B's likewise.
+#define GEMM_CM2_SLICE(LOAD, LOAD_DECODE)                                                                                          \
+    do {                                                                                                                            \
+        CM2_A(BM, BK) ma;                                                                                                          \
+        CM2_B(BK, BN) mb;                                                                                                          \
+        uint ar0 = ta ? k0 : m0, ac0 = ta ? m0 : k0;                                                                               \
+        if (A_DT == DT_F16) LOAD(ma, BM, BK, float16_t, Cm2F16, aBase, aRows, aCols, aCols, ar0, ac0, ta);                         \
+        else if (A_DT == DT_F32) LOAD_DECODE(ma, BM, BK, float16_t, aBase, aRows, aCols, aCols, ar0, ac0, ta, from_f32, F32Elem, 4u); \
+        else LOAD_DECODE(ma, BM, BK, float16_t, aBase, aRows, aCols, aCols, ar0, ac0, ta, from_bf16, U16Elem, 2u);                 \
+        uint br0 = tb ? n0 : k0, bc0 = tb ? k0 : n0;                                                                               \
+        if (B_DT == DT_F16) LOAD(mb, BK, BN, float16_t, Cm2F16, bBase, bRows, bCols, bCols, br0, bc0, tb);                         \
+        else if (B_DT == DT_F32) LOAD_DECODE(mb, BK, BN, float16_t, bBase, bRows, bCols, bCols, br0, bc0, tb, from_f32, F32Elem, 4u); \
+        else if (B_DT == DT_BF16) LOAD_DECODE(mb, BK, BN, float16_t, bBase, bRows, bCols, bCols, br0, bc0, tb, from_bf16, U16Elem, 2u); \
+        else if (B_DT == DT_F8E4M3) LOAD_DECODE(mb, BK, BN, float16_t, bBase, bRows, bCols, bCols, br0, bc0, tb, from_e4m3, U8Elem, 1u); \
+        else LOAD_DECODE(mb, BK, BN, float16_t, bBase, bRows, bCols, bCols, br0, bc0, tb, from_e5m2, U8Elem, 1u);                  \
+        CM2_MULADD(acc, ma, mb, BM, BK, BN);                                                                                       \
+    } while (false)
+
 void main() {
     uint m0 = gl_WorkGroupID.y * BM, n0 = gl_WorkGroupID.x * BN;
     uint M = p.M, N = p.N, K = p.K;
@@ -70,22 +90,12 @@ void main() {
 
         CM2_ACC(BM, BN) acc;
         CM2_ACC_FILL(acc, BM, BN, 0.0);
-        for (uint k0 = 0u; k0 < K; k0 += BK) {
-            CM2_A(BM, BK) ma;
-            CM2_B(BK, BN) mb;
-            // A's tile: rows m0.., columns k0.. (of the stored K x M when transposed: rows k0.., columns m0..).
-            uint ar0 = ta ? k0 : m0, ac0 = ta ? m0 : k0;
-            if (A_DT == DT_F16) CM2_LOAD(ma, BM, BK, float16_t, Cm2F16, aBase, aRows, aCols, aCols, ar0, ac0, ta);
-            else if (A_DT == DT_F32) CM2_LOAD_DECODE(ma, BM, BK, float16_t, aBase, aRows, aCols, aCols, ar0, ac0, ta, from_f32, F32Elem, 4u);
-            else CM2_LOAD_DECODE(ma, BM, BK, float16_t, aBase, aRows, aCols, aCols, ar0, ac0, ta, from_bf16, U16Elem, 2u);
-            uint br0 = tb ? n0 : k0, bc0 = tb ? k0 : n0;
-            if (B_DT == DT_F16) CM2_LOAD(mb, BK, BN, float16_t, Cm2F16, bBase, bRows, bCols, bCols, br0, bc0, tb);
-            else if (B_DT == DT_F32) CM2_LOAD_DECODE(mb, BK, BN, float16_t, bBase, bRows, bCols, bCols, br0, bc0, tb, from_f32, F32Elem, 4u);
-            else if (B_DT == DT_BF16) CM2_LOAD_DECODE(mb, BK, BN, float16_t, bBase, bRows, bCols, bCols, br0, bc0, tb, from_bf16, U16Elem, 2u);
-            else if (B_DT == DT_F8E4M3) CM2_LOAD_DECODE(mb, BK, BN, float16_t, bBase, bRows, bCols, bCols, br0, bc0, tb, from_e4m3, U8Elem, 1u);
-            else CM2_LOAD_DECODE(mb, BK, BN, float16_t, bBase, bRows, bCols, bCols, br0, bc0, tb, from_e5m2, U8Elem, 1u);
-            CM2_MULADD(acc, ma, mb, BM, BK, BN);
-        }
+        // Slices entirely inside both operands (every K slice but a tail, where the tile lies inside M and N) load
+        // without clamping, the cheaper load; the rest clamp.
+        uint kInside = m0 + BM <= M && n0 + BN <= N ? K - K % BK : 0u;
+        uint k0 = 0u;
+        for (; k0 < kInside; k0 += BK) GEMM_CM2_SLICE(CM2_LOAD_INSIDE, CM2_LOAD_DECODE_INSIDE);
+        for (; k0 < K; k0 += BK) GEMM_CM2_SLICE(CM2_LOAD, CM2_LOAD_DECODE);
 
         CM2_PER_ELEMENT(acc, acc, BM, BN, tile_output, n0);
         CM2_RESIDUAL_STORE(acc, BM, BN, resBase, outBase, M, N, m0, n0);   // bf16 outputs use the other GEMMs
