@@ -4,7 +4,8 @@
 //   out[b, i, h, :] = softmax_j(scale · q[b, i, h, :] · k[b, j, h, :], j < kvLen) · v[b, j, h, :]
 // A workgroup owns BR query rows of one (batch, head); their Q (BR × HD) is loaded once as an fp16 operand (f16 as
 // is, f32 and bf16 rounded while loading). Per block of BC keys (FlashAttention-2's online softmax, base 2):
-//   S = Q·Kᵀ in fp32 (K through a transposed view of its rows; rows at or past kvLen load as zeros);
+//   S = Q·Kᵀ in fp32 (K through a transposed view of its rows; rows at or past kvLen load as zeros: the last block
+//   clamps, blocks inside kvLen load unclamped);
 //   per element: S · scale·log2(e), keys at or past kvLen set to NEG (masked);
 //   M' = max(M, row max of S); P = exp2(S − M'); α = exp2(M − M'); L = α·L + row sum of P; O = α·O + P·V
 //   (P rounded to fp16, V an fp16 operand of the block's rows, zeros past kvLen).
@@ -49,11 +50,18 @@ float combine_max(const in float a, const in float b) { return max(a, b); }
 float combine_sum(const in float a, const in float b) { return a + b; }
 
 // The rows × HD matrix of `dt` elements at `base` (row stride `stride`), rows r0.. as an fp16 operand (R × HD), or
-// transposed (HD × R) for Kᵀ.
+// transposed (HD × R) for Kᵀ, loaded by LOAD / LOAD_DECODE (include/cm2.glsl): LOAD_ROWS clamped (zero past `rows`),
+// LOAD_ROWS_INSIDE unclamped (the cheaper load) for rows known to lie inside.
+#define LOAD_ROWS_WITH(LOAD, LOAD_DECODE, m, R, C, dt, base, rows, stride, r0, transposed) \
+    do { \
+        if (dt == DT_F16) LOAD(m, R, C, float16_t, Cm2F16, base, rows, HD, stride, r0, 0u, transposed); \
+        else if (dt == DT_F32) LOAD_DECODE(m, R, C, float16_t, base, rows, HD, stride, r0, 0u, transposed, from_f32, F32Elem, 4u); \
+        else LOAD_DECODE(m, R, C, float16_t, base, rows, HD, stride, r0, 0u, transposed, from_bf16, U16Elem, 2u); \
+    } while (false)
 #define LOAD_ROWS(m, R, C, dt, base, rows, stride, r0, transposed) \
-    if (dt == DT_F16) CM2_LOAD(m, R, C, float16_t, Cm2F16, base, rows, HD, stride, r0, 0u, transposed); \
-    else if (dt == DT_F32) CM2_LOAD_DECODE(m, R, C, float16_t, base, rows, HD, stride, r0, 0u, transposed, from_f32, F32Elem, 4u); \
-    else CM2_LOAD_DECODE(m, R, C, float16_t, base, rows, HD, stride, r0, 0u, transposed, from_bf16, U16Elem, 2u)
+    LOAD_ROWS_WITH(CM2_LOAD, CM2_LOAD_DECODE, m, R, C, dt, base, rows, stride, r0, transposed)
+#define LOAD_ROWS_INSIDE(m, R, C, dt, base, rows, stride, r0, transposed) \
+    LOAD_ROWS_WITH(CM2_LOAD_INSIDE, CM2_LOAD_DECODE_INSIDE, m, R, C, dt, base, rows, stride, r0, transposed)
 
 void main() {
     const uint h = gl_WorkGroupID.y;
@@ -82,9 +90,13 @@ void main() {
             CM2_ACC_FILL(L, BR, BC, 0.0);
 
             for (uint k0 = 0u; k0 < kvLen; k0 += BC) {
+                // Blocks of keys inside kvLen load unclamped; the last, partial one clamps (keys past kvLen, masked,
+                // read as zero: their probabilities are 0, and 0 times a value must not be NaN).
+                const bool inside = k0 + BC <= kvLen;
                 // S = Q·Kᵀ, scaled and masked.
                 CM2_B(HD, BC) Kt;
-                LOAD_ROWS(Kt, HD, BC, K_DT, kHead, kvLen, kStride, k0, true);
+                if (inside) LOAD_ROWS_INSIDE(Kt, HD, BC, K_DT, kHead, kvLen, kStride, k0, true);
+                else LOAD_ROWS(Kt, HD, BC, K_DT, kHead, kvLen, kStride, k0, true);
                 CM2_ACC(BR, BC) S;
                 CM2_ACC_FILL(S, BR, BC, 0.0);
                 CM2_MULADD(S, Q, Kt, BR, HD, BC);
@@ -112,7 +124,8 @@ void main() {
                 CM2_A(BR, BC) P16;
                 CM2_CONVERT(P16, CM2_A(BR, BC), P, BR, BC, float16_t);
                 CM2_B(BC, HD) V;
-                LOAD_ROWS(V, BC, HD, V_DT, vHead, kvLen, vStride, k0, false);
+                if (inside) LOAD_ROWS_INSIDE(V, BC, HD, V_DT, vHead, kvLen, vStride, k0, false);
+                else LOAD_ROWS(V, BC, HD, V_DT, vHead, kvLen, vStride, k0, false);
                 CM2_MULADD(O, P16, V, BR, BC, HD);
             }
 
