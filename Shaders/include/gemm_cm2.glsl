@@ -56,6 +56,8 @@ float tile_output(const in uint r, const in uint c, const in float v, const in u
     return activate(x);
 }
 
+const uint UNROLL_SLICES = 4u;
+
 // One K slice at k0 into acc, its operand tiles loaded by LOAD / LOAD_DECODE (clamped or inside, include/cm2.glsl).
 // A's tile: rows m0.., columns k0.. (of the stored K x M when transposed: rows k0.., columns m0..); B's likewise.
 #define GEMM_CM2_SLICE(LOAD, LOAD_DECODE)                                                                                          \
@@ -92,8 +94,14 @@ void main() {
         CM2_ACC_FILL(acc, BM, BN, 0.0);
         // Slices entirely inside both operands (every K slice but a tail, where the tile lies inside M and N) load
         // without clamping, the cheaper load; the rest clamp.
+        // The inside slices go UNROLL_SLICES at a time through an unrolled loop (the compiler sees the next slices' loads
+        // beside the current product, as llama.cpp's coopmat2 GEMM arranges it).
         uint kInside = m0 + BM <= M && n0 + BN <= N ? K - K % BK : 0u;
+        uint kUnrolled = kInside - kInside % (UNROLL_SLICES * BK);
         uint k0 = 0u;
+        while (k0 < kUnrolled) {
+            [[unroll]] for (uint u = 0u; u < UNROLL_SLICES; u++, k0 += BK) GEMM_CM2_SLICE(CM2_LOAD_INSIDE, CM2_LOAD_DECODE_INSIDE);
+        }
         for (; k0 < kInside; k0 += BK) GEMM_CM2_SLICE(CM2_LOAD_INSIDE, CM2_LOAD_DECODE_INSIDE);
         for (; k0 < K; k0 += BK) GEMM_CM2_SLICE(CM2_LOAD, CM2_LOAD_DECODE);
 
