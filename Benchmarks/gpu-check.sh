@@ -15,7 +15,7 @@
 # The next run's questions (see the tensor-core peak rows first, then coopmat2 against coopmat: GEMM, attention, conv3d),
 # as two calls on the warm machine (one command may run 10 minutes): the tests and the tables, then the tile sweeps:
 #   TEST_TIMEOUT=85 BENCH_TIMEOUT=300 REPEATS=2 bash Benchmarks/gpu-check.sh device gemm attention conv3d
-#   TESTS=0 CM2_TILES="128x256x32 256x128x32" ATTN_CM2_TILES="128x64 64x128" CONV_CM2_TILES="128x256x32 64x128x32" \
+#   TESTS=0 CM2_TILES="128x256x64 128x128x64 256x128x32" ATTN_CM2_TILES="128x64 64x128" CONV_CM2_TILES="128x128x64 64x128x32" \
 #       bash Benchmarks/gpu-check.sh device
 #
 # The device half unpacks the Vulkan loader and OpenBLAS, prints `wan devices`, runs the kernel tests

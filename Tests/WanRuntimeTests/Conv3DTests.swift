@@ -541,10 +541,11 @@ private func tensorCoreConvCases() -> [ConvCase] {
         #expect(Conv3DCoopmat2.supported(caps) == Conv3DCoopmat2.built, "the GEMM's features suffice (no reductions)")
         caps.cooperativeMatrix2Enabled = false
         #expect(!Conv3DCoopmat2.supported(caps) && !Conv3DCoopmat2.chosen(caps, x: .f16, weight: .f16, cache: nil, fp16Compute: true))
-        // The gather's split: BN and the workgroup size multiples of one another.
+        // The gather's split: BN / 8 chunks per slice row dividing the workgroup size.
         #expect(Conv3DCoopmat2.splits(Conv3DCoopmat2.defaultTile, invocations: 256))
         #expect(Conv3DCoopmat2.splits(GEMMCoopmat2.Tile(bm: 64, bn: 256, bk: 32), invocations: 128))
         #expect(!Conv3DCoopmat2.splits(GEMMCoopmat2.Tile(bm: 64, bn: 48, bk: 32), invocations: 128))
+        #expect(!Conv3DCoopmat2.splits(GEMMCoopmat2.Tile(bm: 64, bn: 1024, bk: 32), invocations: 64))
         #expect(Conv3DCoopmat2.splits(Conv3DCoopmat2.emulatedTile, invocations: Conv3DCoopmat2.emulatedInvocations))
         #expect(Conv3DCoopmat2.emulationSharedBytes(Conv3DCoopmat2.emulatedTile) <= 32 << 10, "fits lavapipe")
         // Native slices beside the driver's reserved shared memory (1 KiB here): 16 KiB for the default tile.
@@ -591,7 +592,7 @@ private func tensorCoreConvCases() -> [ConvCase] {
     /// The same shader on emulated workgroup-scope matrices: the whole case list on any device.
     @Test func coopmat2Emulated() throws {
         guard let d = try TestDevices.vulkan() else { return }
-        // A tile of 128 voxels for 64 invocations: two gather columns each.
+        // A tile of 128 voxels (16 chunks per slice row) for 64 invocations: four rows each per slice.
         try cases(d, tile: nil, emulated: true, sweep: [GEMMCoopmat2.Tile(bm: 16, bn: 128, bk: 32)])
         TestDevices.checkValidation()
     }

@@ -40,9 +40,9 @@ enum Conv3DCoopmat2 {
     /// Whether the opened device can run the shader (the coopmat2 GEMM's features).
     static func supported(_ caps: Capabilities) -> Bool { built && caps.cooperativeMatrix2Enabled && GEMMCoopmat2.offered(caps) }
 
-    /// Whether the gather's split fits: BN and the workgroup size multiples of one another.
+    /// Whether the gather's split fits: BN/8 chunks of 8 voxels per slice row, a number that divides the workgroup size.
     static func splits(_ t: GEMMCoopmat2.Tile, invocations: Int) -> Bool {
-        invocations > 0 && (t.bn % invocations == 0 || invocations % t.bn == 0)
+        t.bn % 8 == 0 && invocations > 0 && invocations % (t.bn / 8) == 0
     }
 
     /// Whether the tensors suit the tensor layouts: an f32 or f16 output (residual f32/f16/bf16), x and the cache in
@@ -90,7 +90,7 @@ extension VulkanRecorder {
             invocations = shape.workgroupInvocations
         }
         guard c2.splits(t, invocations: invocations) else {
-            throw RuntimeError.invalidArgument("\(op): coopmat2 tile \(t): BN and the workgroup size (\(invocations)) must be multiples of one another")
+            throw RuntimeError.invalidArgument("\(op): coopmat2 tile \(t): BN / 8 must divide the workgroup size (\(invocations))")
         }
         guard c2.eligible(x: x, cache: cache, weight: weight, out: out, residual: residual, batch: g.batch, outputsPerBatch: g.cout * g.n) else {
             throw RuntimeError.invalidArgument("\(op): the coopmat2 convolution needs an f32 or f16 output, the cache in x's dtype and 16-byte aligned weights, outputs and residual")
