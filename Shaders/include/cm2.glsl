@@ -37,8 +37,11 @@
 // The emulation: a matrix is an array of ceil(R·C / WG) elements per invocation; element e of invocation t is
 // (i / C, i % C) with i = t + e·WG. Products, reductions and nothing else go through shared memory
 // (cm2_emu_a / cm2_emu_b of CM2_EMU_A_SIZE / CM2_EMU_B_SIZE halves, cm2_emu_r of CM2_EMU_R_SIZE floats, sizes
-// the shader defines), so every CM2_MULADD and CM2_REDUCE_ROWS must be reached by the whole workgroup (as the
-// native operations must). Products are exact fp16 × fp16 terms summed in fp32 in order.
+// the shader defines), so every CM2_MULADD and CM2_REDUCE_ROWS must be reached by the whole workgroup. Natively
+// every operation on a workgroup-scope matrix (fills, loads, stores, per-element operations, conversions too) must
+// be reached by the whole workgroup in uniform control flow; the emulation does not catch a violation of that, so
+// shaders branch around them only on specialization constants, push constants and workgroup-uniform values.
+// Products are exact fp16 × fp16 terms summed in fp32 in order.
 
 #define CM2_CLAMP gl_CooperativeMatrixClampModeConstantNV
 

@@ -522,6 +522,10 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
         #expect(GEMMCoopmat2.shape(c)?.workgroupInvocations == 128, "the shape within the workgroup limit")
         c.cooperativeMatrix2?.maxWorkgroupSize = 64
         #expect(!GEMMCoopmat2.offered(c), "no shape within the workgroup limit")
+        c = real.withCoopmat2(shapes: [wg], f16Twins: false)
+        #expect(!GEMMCoopmat2.offered(c), "no fp16-accumulating shape (the f16 outputs) for the invocation count")
+        c = real.withCoopmat2(shapes: [wg, wg.with(\.c, "f16").with(\.result, "f16").with(\.kGranularity, 32)], f16Twins: false)
+        #expect(GEMMCoopmat2.shape(c) == wg.with(\.kGranularity, 32), "the coarser granularities of the two")
         c = caps
         c.cooperativeMatrix2 = nil
         #expect(!GEMMCoopmat2.offered(c) && GEMMCoopmat2.shape(c) == nil)

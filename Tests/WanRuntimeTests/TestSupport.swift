@@ -108,8 +108,11 @@ enum TestCoopmat2 {
 extension Capabilities {
     /// These capabilities edited to offer everything the coopmat2 shaders use (Vulkan 1.4, fp16 arithmetic, the memory
     /// model, every coopmat2 feature, workgroups and dimensions up to 256, 1 KiB of shared memory reserved) with `shapes`
-    /// listed; the extension not enabled.
-    func withCoopmat2(shapes: [FlexibleShape]) -> Capabilities {
+    /// listed, each workgroup-scope fp32-accumulating one with its fp16-accumulating twin unless `f16Twins` is false;
+    /// the extension not enabled.
+    func withCoopmat2(shapes: [FlexibleShape], f16Twins: Bool = true) -> Capabilities {
+        let twins = f16Twins ? shapes.filter { $0.scope == "workgroup" && $0.c == "f32" && $0.result == "f32" }
+            .map { $0.with(\.c, "f16").with(\.result, "f16") } : []
         var caps = self
         caps.apiVersion = "1.4.312"
         caps.shaderFloat16 = true
@@ -117,7 +120,8 @@ extension Capabilities {
         caps.maxComputeWorkGroupSize = [1024, 1024, 64]
         caps.cooperativeMatrix2 = CooperativeMatrix2(workgroupScope: true, flexibleDimensions: true, reductions: true, conversions: true,
                                                      perElementOperations: true, tensorAddressing: true, blockLoads: true,
-                                                     maxWorkgroupSize: 256, maxDimension: 256, reservedSharedMemory: 1024, shapes: shapes)
+                                                     maxWorkgroupSize: 256, maxDimension: 256, reservedSharedMemory: 1024,
+                                                     shapes: shapes + twins)
         caps.cooperativeMatrix2Enabled = false
         return caps
     }

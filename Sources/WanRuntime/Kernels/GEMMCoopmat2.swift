@@ -72,12 +72,23 @@ enum GEMMCoopmat2 {
 
     /// The workgroup-scope fp16 × fp16 → fp32 shape the device lists (its granularities and invocation count): the one
     /// with `invocations` (default 256: 8 subgroups of 32, as large GEMM tiles want) where there are several, else the
-    /// first.
+    /// first. The shaders also declare fp16 accumulators (their f16 outputs), so a shape counts only where the device
+    /// lists fp16 × fp16 → fp16 for the same invocation count too; the granularities returned are the coarser of the two.
     static func shape(_ caps: Capabilities, preferring invocations: Int = 256) -> Capabilities.FlexibleShape? {
         guard let c = caps.cooperativeMatrix2 else { return nil }
-        let usable = c.shapes.filter {
-            $0.scope == "workgroup" && $0.a == "f16" && $0.b == "f16" && $0.c == "f32" && $0.result == "f32"
-                && $0.workgroupInvocations > 0 && $0.workgroupInvocations <= min(c.maxWorkgroupSize, caps.maxComputeWorkGroupSize[0])
+        func listed(_ s: Capabilities.FlexibleShape, accumulator: String) -> Bool {
+            s.scope == "workgroup" && s.a == "f16" && s.b == "f16" && s.c == accumulator && s.result == accumulator
+                && s.workgroupInvocations > 0 && s.workgroupInvocations <= min(c.maxWorkgroupSize, caps.maxComputeWorkGroupSize[0])
+        }
+        let usable: [Capabilities.FlexibleShape] = c.shapes.filter { listed($0, accumulator: "f32") }.compactMap { s in
+            guard let h = c.shapes.first(where: { listed($0, accumulator: "f16") && $0.workgroupInvocations == s.workgroupInvocations }) else {
+                return nil
+            }
+            var both = s
+            both.mGranularity = max(s.mGranularity, h.mGranularity)
+            both.nGranularity = max(s.nGranularity, h.nGranularity)
+            both.kGranularity = max(s.kGranularity, h.kGranularity)
+            return both
         }
         return usable.first { $0.workgroupInvocations == invocations } ?? usable.first
     }

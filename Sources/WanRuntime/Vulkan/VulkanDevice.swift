@@ -151,7 +151,7 @@ public final class VulkanDevice: @unchecked Sendable {
     }
 
     /// vkCreateDevice with the feature structs (chained here), VK_NV_cooperative_matrix when present,
-    /// VK_KHR_cooperative_matrix when `khr` and VK_NV_cooperative_matrix2 (what `gemm_cm2.comp` and `attention_cm2.comp` use) when `cm2`.
+    /// VK_KHR_cooperative_matrix when `khr` and VK_NV_cooperative_matrix2 (what the `*_cm2.comp` shaders use) when `cm2`, with maintenance4 for their SPIR-V 1.6.
     private static func createDevice(_ pd: VkPhysicalDevice, family: UInt32, caps: Capabilities, khr: Bool, cm2: Bool,
                                      f2: inout VkPhysicalDeviceFeatures2, f11: inout VkPhysicalDeviceVulkan11Features,
                                      f12: inout VkPhysicalDeviceVulkan12Features, device: inout VkDevice?) -> VkResult {
@@ -176,15 +176,22 @@ public final class VulkanDevice: @unchecked Sendable {
         // Row reductions and use conversions (the coopmat2 attention's softmax) where the device has them.
         coop2.cooperativeMatrixReductions = VkBool32(caps.cooperativeMatrix2?.reductions == true ? VK_TRUE : VK_FALSE)
         coop2.cooperativeMatrixConversions = VkBool32(caps.cooperativeMatrix2?.conversions == true ? VK_TRUE : VK_FALSE)
+        // The coopmat2 shaders are SPIR-V 1.6, whose workgroup size from a specialization constant (LocalSizeId)
+        // needs maintenance4 (core and required in Vulkan 1.3, which coopmat2 requires).
+        var f13 = VkPhysicalDeviceVulkan13Features()
+        f13.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES
+        f13.maintenance4 = VkBool32(VK_TRUE)
         var priority: Float = 1
-        return withUnsafeMutablePointer(to: &coop2) { cm2Ptr in
+        return withUnsafeMutablePointer(to: &f13) { f13Ptr in
+        withUnsafeMutablePointer(to: &coop2) { cm2Ptr in
         withUnsafeMutablePointer(to: &coopKHR) { khrPtr in
             khrPtr.pointee.pNext = cm2 ? UnsafeMutableRawPointer(cm2Ptr) : nil
             return withUnsafeMutablePointer(to: &coop) { coopPtr in
                 coopPtr.pointee.pNext = khr ? UnsafeMutableRawPointer(khrPtr) : nil
                 let tail: UnsafeMutableRawPointer? = nv ? UnsafeMutableRawPointer(coopPtr) : (khr ? UnsafeMutableRawPointer(khrPtr) : nil)
+                f13Ptr.pointee.pNext = tail
                 return withUnsafeMutablePointer(to: &f12) { f12Ptr in
-                    f12Ptr.pointee.pNext = tail
+                    f12Ptr.pointee.pNext = cm2 ? UnsafeMutableRawPointer(f13Ptr) : tail
                     return withUnsafeMutablePointer(to: &f11) { f11Ptr in
                         f11Ptr.pointee.pNext = UnsafeMutableRawPointer(f12Ptr)
                         return withUnsafeMutablePointer(to: &f2) { f2Ptr in
@@ -212,6 +219,7 @@ public final class VulkanDevice: @unchecked Sendable {
                     }
                 }
             }
+        }
         }
         }
     }
