@@ -65,8 +65,12 @@ let conv3dSuite = BenchSuite(name: "conv3d") { ctx in
                     // cooperative-matrix API (VK_KHR_cooperative_matrix) where built, for comparison.
                     try row("\(dtype) tiled", env: ("WAN_CONV_COOPMAT", "0"))
                     if device.coopmatAPIs.count > 1 { try row("\(dtype) coopmat khr", env: ("WAN_COOPMAT_API", "khr")) }
-                    // The workgroup-scope coopmat2 kernel (VK_NV_cooperative_matrix2) where the device and the build have it.
-                    if device.supportsCoopmat2Conv3D { try row("\(dtype) coopmat2", env: ("WAN_CONV_CM2", "1")) }
+                    // The workgroup-scope coopmat2 kernels (VK_NV_cooperative_matrix2) where the device and the build have them.
+                    if device.supportsCoopmat2Conv3D {
+                        try row("\(dtype) coopmat2", env: ("WAN_CONV_CM2", "1"))
+                        // The variant with every operand through tensor layouts (width stride 1; else the gather one).
+                        if p.strideW == 1 { try row("\(dtype) coopmat2 rows", env: ("WAN_CONV_CM2", "rows")) }
+                    }
                 }
                 if dtype == .f32 && device.conv3dUsesTensorCores(x: .f32, weight: .f32, cache: cache?.dtype, fp16Compute: true) {
                     // f32 tensors with fp16 compute allowed: rounded to fp16 while staged, on tensor cores.

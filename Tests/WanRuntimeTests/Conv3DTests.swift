@@ -20,6 +20,7 @@ private struct ConvCase: CustomStringConvertible {
     var emulation: CoopmatEmulation?
     /// The coopmat2 variant forced on or off (nil: the policy), its tile, and emulated workgroup-scope matrices.
     var coopmat2: Bool?
+    var coopmat2Variant: Conv3DCoopmat2.Variant?
     var coopmat2Tile: GEMMCoopmat2.Tile?
     var coopmat2Emulated = false
 
@@ -28,7 +29,8 @@ private struct ConvCase: CustomStringConvertible {
             + " bias \(biasType.map { "\($0)" } ?? "-") res \(residualInPlace ? "in-place" : residualType.map { "\($0)" } ?? "-")"
             + " tile \(tile.map { "\($0)" } ?? "auto")" + (coopmat.map { $0 ? " coopmat" : " no coopmat" } ?? "")
             + (coopmatTile.map { " \($0)" } ?? "") + (emulation.map { " emulated (layout \($0.layout))" } ?? "")
-            + (coopmat2.map { $0 ? " coopmat2" : " no coopmat2" } ?? "") + (coopmat2Tile.map { " \($0)" } ?? "")
+            + (coopmat2.map { $0 ? " coopmat2" : " no coopmat2" } ?? "") + (coopmat2Variant.map { " \($0.rawValue)" } ?? "")
+            + (coopmat2Tile.map { " \($0)" } ?? "")
             + (coopmat2Emulated ? " coopmat2 emulated" : "")
     }
 
@@ -116,7 +118,7 @@ private func run(_ c: ConvCase, _ d: ConvData, on device: Device) throws -> [Flo
     try list.conv3d(x, weight: weight, bias: bias, cache: cache, params: c.params, residual: residual, out: out, tile: c.tile,
                     coopmat: device.isCPU ? nil : c.coopmat, coopmatTile: c.coopmatTile,
                     coopmatEmulation: device.isCPU ? nil : c.emulation, coopmat2: device.isCPU ? nil : c.coopmat2,
-                    coopmat2Tile: c.coopmat2Tile, coopmat2Emulated: !device.isCPU && c.coopmat2Emulated)
+                    coopmat2Variant: c.coopmat2Variant, coopmat2Tile: c.coopmat2Tile, coopmat2Emulated: !device.isCPU && c.coopmat2Emulated)
     try list.run()
     return try device.read(out)
 }
@@ -568,6 +570,12 @@ private func tensorCoreConvCases() -> [ConvCase] {
                 "one batch: no per-batch offset")
         let wView = try w.view(atByteOffset: 8, shape: [10], dtype: .f16)
         #expect(!Conv3DCoopmat2.eligible(x: x, cache: nil, weight: wView, out: out, residual: nil, batch: 1, outputsPerBatch: 160))
+        // The rows variant: width stride 1 and 16-byte aligned x and cache, per batch too (x here: 96 halves a batch).
+        #expect(Conv3DCoopmat2.rowsEligible(strideW: 1, x: x, cache: x, batch: 2, inputsPerBatch: 96, cachePerBatch: 96))
+        #expect(!Conv3DCoopmat2.rowsEligible(strideW: 2, x: x, cache: nil, batch: 1, inputsPerBatch: 96, cachePerBatch: 0))
+        #expect(!Conv3DCoopmat2.rowsEligible(strideW: 1, x: x, cache: x, batch: 2, inputsPerBatch: 96, cachePerBatch: 20),
+                "cache batches off 16 bytes")
+        #expect(!Conv3DCoopmat2.rowsEligible(strideW: 1, x: wView, cache: nil, batch: 1, inputsPerBatch: 10, cachePerBatch: 0))
     }
 
     /// Natively where the device and the build have it; elsewhere forcing it is a clear error.
@@ -585,15 +593,19 @@ private func tensorCoreConvCases() -> [ConvCase] {
             sweep = try ["64x128x32", "128x256x32", "256x128x32", "128x128x64"].map { try GEMMCoopmat2.Tile(parsing: $0) }
                 .filter { $0.fits(shape, maxDimension: limits.maxDimension) && Conv3DCoopmat2.splits($0, invocations: shape.workgroupInvocations) }
         }
-        try cases(d, tile: nil, emulated: false, sweep: sweep)
+        for variant in Conv3DCoopmat2.Variant.allCases {
+            try cases(d, variant: variant, tile: nil, emulated: false, sweep: sweep)
+        }
         TestDevices.checkValidation()
     }
 
-    /// The same shader on emulated workgroup-scope matrices: the whole case list on any device.
-    @Test func coopmat2Emulated() throws {
+    /// The same shaders on emulated workgroup-scope matrices: the whole case list on any device.
+    @Test(arguments: Conv3DCoopmat2.Variant.allCases) func coopmat2Emulated(_ variant: Conv3DCoopmat2.Variant) throws {
         guard let d = try TestDevices.vulkan() else { return }
-        // A tile of 128 voxels (16 chunks per slice row) for 64 invocations: four rows each per slice.
-        try cases(d, tile: nil, emulated: true, sweep: [GEMMCoopmat2.Tile(bm: 16, bn: 128, bk: 32)])
+        // gather: a tile of 128 voxels (16 chunks per slice row) for 64 invocations, four rows each per slice; rows:
+        // 128 voxels of a row (one tile spans each row), 48 input channels per slice (K tails of a third).
+        let sweep = variant == .gather ? GEMMCoopmat2.Tile(bm: 16, bn: 128, bk: 32) : GEMMCoopmat2.Tile(bm: 16, bn: 128, bk: 48)
+        try cases(d, variant: variant, tile: nil, emulated: true, sweep: [sweep])
         TestDevices.checkValidation()
     }
 
@@ -604,28 +616,38 @@ private func tensorCoreConvCases() -> [ConvCase] {
         try checkFP16(c, d, seed: seed, sourceLocation: sourceLocation)
     }
 
-    /// The tensor-core case list (bf16 outputs as f16: the shader stores f32 or f16) with `tile` (nil: the default), then
-    /// one case per tile of `sweep`; the errors of ineligible calls.
-    private func cases(_ d: Device, tile: GEMMCoopmat2.Tile?, emulated: Bool, sweep: [GEMMCoopmat2.Tile]) throws {
+    /// The tensor-core case list (bf16 outputs as f16: the shaders store f32 or f16; for `rows`, the cases of width
+    /// stride 1, the others a clear error) with `tile` (nil: the default), then one case per tile of `sweep`; the errors
+    /// of ineligible calls.
+    private func cases(_ d: Device, variant: Conv3DCoopmat2.Variant, tile: GEMMCoopmat2.Tile?, emulated: Bool,
+                       sweep: [GEMMCoopmat2.Tile]) throws {
         for (i, var c) in tensorCoreConvCases().enumerated() {
             if c.outType == .bf16 { c.outType = .f16 }
+            c.coopmat2Variant = variant
             c.coopmat2Tile = tile
             c.coopmat2Emulated = emulated
+            if variant == .rows && c.params.strideW != 1 {
+                #expect(throws: RuntimeError.self, "\(c)") { try self.check(c, d, seed: 1) }
+                continue
+            }
             try check(c, d, seed: UInt64(600 + i))
         }
         for (i, t) in sweep.enumerated() {
             // M, N and K spanning several tiles with tails (K = 8·27 = 216, N = 3·10·11 = 330).
             var c = ConvCase(batch: 2, cin: 8, cout: 40, t: 3, h: 10, w: 11, tc: 2, xType: .f16, wType: .f16, cacheType: .f16,
                              outType: .f32, residualType: .f16)
+            c.coopmat2Variant = variant
             c.coopmat2Tile = t
             c.coopmat2Emulated = emulated
             try check(c, d, seed: UInt64(620 + i))
         }
         // Ineligible calls forced onto the variant: a bf16 output, a cache in another dtype than x.
         var bad = ConvCase(cin: 5, t: 2, xType: .f16, wType: .f16, outType: .bf16)
+        bad.coopmat2Variant = variant
         bad.coopmat2Emulated = emulated
         #expect(throws: RuntimeError.self) { try self.check(bad, d, seed: 1) }
         bad = ConvCase(cin: 5, t: 2, tc: 1, xType: .f16, wType: .f16, cacheType: .f32, outType: .f16)
+        bad.coopmat2Variant = variant
         bad.coopmat2Emulated = emulated
         #expect(throws: RuntimeError.self) { try self.check(bad, d, seed: 1) }
     }

@@ -165,12 +165,14 @@ extension CommandList {
 
     /// `conv3d` with an explicit Vulkan tile configuration (tests and benchmarks); nil picks one. `coopmat` forces
     /// the tensor-core variant on or off (nil: the policy), `coopmatTile` its tile, `coopmatEmulation` runs it on
-    /// emulated cooperative matrices (tests on devices without them); `coopmat2` forces the coopmat2 variant on or off
-    /// (nil: its policy), `coopmat2Tile` its tile, `coopmat2Emulated` runs it on emulated workgroup-scope matrices.
+    /// emulated cooperative matrices (tests on devices without them); `coopmat2` forces the coopmat2 kernel on or off
+    /// (nil: its policy), `coopmat2Variant` picks its variant (nil: the policy's: `WAN_CONV_CM2=rows` where the call
+    /// suits it, else gather), `coopmat2Tile` its tile, `coopmat2Emulated` runs it on emulated workgroup-scope matrices.
     func conv3d(_ x: Tensor, weight: Tensor, bias: Tensor?, cache: Tensor?, params: Conv3DParams,
                 residual: Tensor?, out: Tensor, tile: Conv3DTile?, fp16Compute: Bool = false, coopmat: Bool? = nil,
                 coopmatTile: GEMMCoopmat.Tile? = nil, coopmatEmulation: CoopmatEmulation? = nil, coopmat2: Bool? = nil,
-                coopmat2Tile: GEMMCoopmat2.Tile? = nil, coopmat2Emulated: Bool = false) throws {
+                coopmat2Variant: Conv3DCoopmat2.Variant? = nil, coopmat2Tile: GEMMCoopmat2.Tile? = nil,
+                coopmat2Emulated: Bool = false) throws {
         let op = "conv3d"
         try checkDevice([x, weight, out] + [bias, cache, residual].compactMap { $0 }, op: op)
         let named: [(String, Tensor?)] = [("x", x), ("weight", weight), ("out", out), ("bias", bias), ("cache", cache), ("residual", residual)]
@@ -254,8 +256,11 @@ extension CommandList {
             try CoopmatAPI.checkEnvironment()
             if coopmat2Emulated || coopmat2 ?? (coopmat != false && coopmatEmulation == nil && coopmat2Policy(caps, x: x, weight: weight, cache: cacheUsed,
                                                                                                   out: out, residual: residual, g: g, fp16Compute: fp16Compute)) {
+                let rowsSuit = Conv3DCoopmat2.rowsEligible(strideW: g.sw, x: x, cache: cacheUsed, batch: batch,
+                                                           inputsPerBatch: cin * t * h * w, cachePerBatch: cin * tc * h * w)
+                let variant = coopmat2Variant ?? (Conv3DCoopmat2.requested() == .rows && rowsSuit ? .rows : .gather)
                 try r.conv3dCoopmat2(g, x: x, weight: weight, bias: bias, cache: cacheUsed, residual: residual, out: out,
-                                     tile: coopmat2Tile, emulated: coopmat2Emulated, label: label)
+                                     variant: variant, tile: coopmat2Tile, emulated: coopmat2Emulated, label: label)
                 return
             }
             // Emulated where asked (tests), or where the test hook stands in for tensor cores this device lacks.

@@ -1,0 +1,114 @@
+// The causal 3-D convolution of conv3d.comp on VK_NV_cooperative_matrix2's workgroup-scope matrices with every operand
+// loaded through tensor layouts (the driver stages them all; no gather code): for convolutions of width stride 1. A
+// workgroup computes BM output channels x BN consecutive voxels of one output row (t', h'), summing over the taps
+// (dt, dh, dw) and BK-wide slices of input channels:
+//   out[m0.., t', h', w0..] += W[m0.., ci0.., dt, dh, dw] · in[ci0.., u, h, w0 + dw − padLeft ..]
+// with u = t'·st + dt − (zero and cached frames in front), h = h'·sh + dh − padTop:
+//   the weights as a 3-D tensor [Cout, Cin, taps] (slice: BM channels, BK input channels, one tap);
+//   the input as a 4-D tensor [Cin, T, H, W] of x, or of the cache [Cin, Tc, H, W] for frames before x (slice: BK
+//   channels, one frame, one row, BN columns; clamping gives the zero padding: columns outside the row, channels
+//   past Cin); taps on zero frames or rows outside the frame are skipped (the same for the whole workgroup);
+//   the residual and the output as 4-D tensors [Cout, T', H', W'] (columns past W' and channels past Cout dropped).
+// fp16 operands (f16 as is, f32 and bf16 rounded by decode functions), fp32 accumulation, bias per element, f32 or f16
+// outputs. x and the cache share one dtype. Natively (conv3d_rows_cm2.comp) it needs glslang 15 and a device with
+// VK_NV_cooperative_matrix2; the host checks width stride 1, 16-byte aligned bases of the weights and of every batch
+// of x, the cache, the output and the residual. conv3d_rows_cm2_emulated.comp runs the same code on emulated matrices.
+#extension GL_EXT_control_flow_attributes : enable
+#extension GL_GOOGLE_include_directive : enable
+#include "common.glsl"
+
+layout(local_size_x_id = 5) in;
+
+layout(constant_id = 0) const uint BM = 128;     // output channels per workgroup
+layout(constant_id = 1) const uint BN = 128;     // output voxels (of one row) per workgroup
+layout(constant_id = 2) const uint BK = 32;      // input channels per slice
+// constants 3 and 4 are not used; 5 is the workgroup size
+#include "conv3d_constants.glsl"
+
+#include "conv3d_params.glsl"
+
+#define CM2_EMU_A_SIZE (BM * BK)
+#define CM2_EMU_B_SIZE (BK * BN)
+#include "cm2.glsl"
+#include "cm2_nd.glsl"
+CM2_ND_DECODERS(3)
+CM2_ND_DECODERS(4)
+
+const uint TAPS = KT * KH * KW;
+
+// Bias of the accumulated value v at (r, c) of the tile whose first output channel is m0.
+float tile_output(const in uint r, const in uint c, const in float v, const in uint m0) {
+    uint row = m0 + r;
+    if (row >= p.Cout) return 0.0;   // outside the output: dropped by the store
+    return HAS_BIAS != 0u ? v + load_elem(p.bias, BIAS_DT, row) : v;
+}
+
+// One product: the weights of tap `tap` for channels ci0.. (ma) times the input row at frame f of the 4-D tensor at
+// `base` of F frames, row hi, columns w0.. (mb), into acc.
+#define CONV_CM2_ROWS_STEP(base, F, f)                                                                                   \
+    do {                                                                                                                 \
+        CM2_A(BM, BK) ma;                                                                                                \
+        CM2_B(BK, BN) mb;                                                                                                \
+        if (W_DT == DT_F16) CM2_LOAD3(ma, BM, BK, float16_t, Cm2F16, p.w, M, Cin, TAPS, m0, BM, ci0, BK, tap, 1u);       \
+        else if (W_DT == DT_F32) CM2_LOAD3_DECODE(ma, BM, BK, float16_t, p.w, M, Cin, TAPS, m0, BM, ci0, BK, tap, 1u, from_f32_3, F32Elem, 4u); \
+        else CM2_LOAD3_DECODE(ma, BM, BK, float16_t, p.w, M, Cin, TAPS, m0, BM, ci0, BK, tap, 1u, from_bf16_3, U16Elem, 2u); \
+        if (X_DT == DT_F16) CM2_LOAD4(mb, BK, BN, float16_t, Cm2F16, base, Cin, F, p.H, p.W, ci0, BK, f, 1u, hi, 1u, w0, BN); \
+        else if (X_DT == DT_F32) CM2_LOAD4_DECODE(mb, BK, BN, float16_t, base, Cin, F, p.H, p.W, ci0, BK, f, 1u, hi, 1u, w0, BN, from_f32_4, F32Elem, 4u); \
+        else CM2_LOAD4_DECODE(mb, BK, BN, float16_t, base, Cin, F, p.H, p.W, ci0, BK, f, 1u, hi, 1u, w0, BN, from_bf16_4, U16Elem, 2u); \
+        CM2_MULADD(acc, ma, mb, BM, BK, BN);                                                                             \
+    } while (false)
+
+void main() {
+    uint M = p.Cout, Cin = p.Cin;
+    uint m0 = gl_WorkGroupID.y * BM;
+    uint segments = (p.Wo + BN - 1u) / BN;
+    uint tiles = p.To * p.Ho * segments;
+    uint xs = dt_size(X_DT);
+
+    for (uint z = gl_WorkGroupID.z; z < p.batch; z += gl_NumWorkGroups.z) {
+        uint64_t xBase = p.x + uint64_t(z) * uint64_t(Cin * p.T * p.H * p.W) * xs;
+        uint64_t cBase = p.cache + uint64_t(z) * uint64_t(Cin * p.Tc * p.H * p.W) * xs;
+        uint64_t outBase = p.out_ + uint64_t(z) * uint64_t(M * p.To * p.Ho * p.Wo) * uint64_t(dt_size(OUT_DT));
+        uint64_t resBase = p.res + uint64_t(z) * uint64_t(M * p.To * p.Ho * p.Wo) * uint64_t(dt_size(RES_DT));
+
+        for (uint tile = gl_WorkGroupID.x; tile < tiles; tile += gl_NumWorkGroups.x) {
+            uint wo0 = (tile % segments) * BN, row = tile / segments;
+            uint ho = row % p.Ho, to = row / p.Ho;
+
+            CM2_ACC(BM, BN) acc;
+            CM2_ACC_FILL(acc, BM, BN, 0.0);
+            for (uint dt = 0u; dt < KT; dt++) {
+                int u = int(to * p.st + dt) - p.tFront;
+                if (u < -int(p.Tc)) continue;                   // a zero frame in front
+                for (uint dh = 0u; dh < KH; dh++) {
+                    int hi = int(ho * p.sh + dh) - p.padTop;
+                    if (hi < 0 || hi >= int(p.H)) continue;     // a zero row above or below
+                    for (uint dw = 0u; dw < KW; dw++) {
+                        uint tap = (dt * KH + dh) * KW + dw;
+                        int w0 = int(wo0 + dw) - p.padLeft;
+                        for (uint ci0 = 0u; ci0 < Cin; ci0 += BK) {
+                            if (u >= 0) CONV_CM2_ROWS_STEP(xBase, p.T, u);
+                            else CONV_CM2_ROWS_STEP(cBase, p.Tc, int(p.Tc) + u);
+                        }
+                    }
+                }
+            }
+
+            CM2_PER_ELEMENT(acc, acc, BM, BN, tile_output, m0);
+            if (HAS_RES != 0u) {
+                CM2_ACC(BM, BN) res;
+                if (RES_DT == DT_F32) CM2_LOAD4(res, BM, BN, float, Cm2F32, resBase, M, p.To, p.Ho, p.Wo, m0, BM, to, 1u, ho, 1u, wo0, BN);
+                else if (RES_DT == DT_F16) CM2_LOAD4_DECODE(res, BM, BN, float, resBase, M, p.To, p.Ho, p.Wo, m0, BM, to, 1u, ho, 1u, wo0, BN, f32_from_f16_4, U16Elem, 2u);
+                else CM2_LOAD4_DECODE(res, BM, BN, float, resBase, M, p.To, p.Ho, p.Wo, m0, BM, to, 1u, ho, 1u, wo0, BN, f32_from_bf16_4, U16Elem, 2u);
+                CM2_ADD(acc, res);
+            }
+            if (OUT_DT == DT_F32) {
+                CM2_STORE4(acc, BM, BN, Cm2F32, outBase, M, p.To, p.Ho, p.Wo, m0, BM, to, 1u, ho, 1u, wo0, BN);
+            } else {   // f16 (bf16 outputs use the other convolutions)
+                CM2_ACC16(BM, BN) h;
+                CM2_CONVERT(h, CM2_ACC16(BM, BN), acc, BM, BN, float16_t);
+                CM2_STORE4(h, BM, BN, Cm2F16, outBase, M, p.To, p.Ho, p.Wo, m0, BM, to, 1u, ho, 1u, wo0, BN);
+            }
+        }
+    }
+}
