@@ -47,7 +47,7 @@ extension CommandList {
         }
         let caps = r.device.capabilities
         let kernel: Kernel, name: String
-        if let emulation {
+        if emulation != nil {
             guard CoopmatEmulation.supported(caps) else {
                 throw RuntimeError.missingFeature(device: caps.deviceName, feature: "fp16 arithmetic (emulated cooperative matrices)")
             }
