@@ -591,7 +591,10 @@ private func tensorCoreConvCases() -> [ConvCase] {
         var sweep: [GEMMCoopmat2.Tile] = []
         if let shape = GEMMCoopmat2.shape(caps), let limits = caps.cooperativeMatrix2 {
             sweep = try ["64x128x32", "128x256x32", "256x128x32", "128x128x64"].map { try GEMMCoopmat2.Tile(parsing: $0) }
-                .filter { $0.fits(shape, maxDimension: limits.maxDimension) && Conv3DCoopmat2.splits($0, invocations: shape.workgroupInvocations) }
+                .filter {
+                    $0.fits(shape, maxDimension: limits.maxDimension) && Conv3DCoopmat2.splits($0, invocations: shape.workgroupInvocations)
+                        && Conv3DCoopmat2.slicesFit($0, caps)
+                }
         }
         for variant in Conv3DCoopmat2.Variant.allCases {
             try cases(d, variant: variant, tile: nil, emulated: false, sweep: sweep)
