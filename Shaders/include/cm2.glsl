@@ -1,8 +1,8 @@
-// Workgroup-scope cooperative matrices for the coopmat2 shaders (gemm_cm2, attention_cm2, conv3d_cm2): natively through
-// VK_NV_cooperative_matrix2 (tensor-addressed loads and stores, per-element operations, row reductions, use
-// conversions), or, with CM2_EMULATE, emulated on ordinary invocations so that the shaders' own logic (addressing,
-// edges, masks, the online softmax, epilogues) runs and is tested on any device with fp16 arithmetic (lavapipe in
-// CI), where no driver offers the extension.
+// Workgroup-scope cooperative matrices for the coopmat2 shaders (gemm_cm2, attention_cm2, conv3d_cm2, conv3d_rows_cm2):
+// natively through VK_NV_cooperative_matrix2 (tensor-addressed loads and stores, per-element operations, row
+// reductions, use conversions), or, with CM2_EMULATE, emulated on ordinary invocations so that the shaders' own
+// logic (addressing, edges, masks, the online softmax, epilogues) runs and is tested on any device with fp16
+// arithmetic (lavapipe in CI), where no driver offers the extension.
 //
 // Include after the workgroup size declaration (1-D workgroups); the including .comp file enables, natively,
 // GL_KHR_cooperative_matrix, GL_NV_cooperative_matrix2, GL_KHR_memory_scope_semantics and fp16 arithmetic. The

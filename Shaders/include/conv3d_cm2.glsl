@@ -66,12 +66,7 @@ float16_t input_at(uint64_t base, uint i) {
     return float16_t(F32Ref(base).v[i]);
 }
 
-// Bias of the accumulated value v at (r, c) of the tile whose first output channel is m0.
-float tile_output(const in uint r, const in uint c, const in float v, const in uint m0) {
-    uint row = m0 + r;
-    if (row >= p.Cout) return 0.0;   // outside the output: dropped by the store
-    return HAS_BIAS != 0u ? v + load_elem(p.bias, BIAS_DT, row) : v;
-}
+#include "conv3d_cm2_bias.glsl"
 
 // The weight tile (rows m0.., columns k0.. of the M x K weights) into ma, loaded by LOAD / LOAD_DECODE (clamped or
 // inside, include/cm2.glsl).

@@ -1,5 +1,5 @@
-// Specialization constants 6-15 of the tensor-core convolutions (include/conv3d_coopmat.glsl, include/conv3d_cm2.glsl):
-// dtypes, epilogue and kernel extent; 0-2 are their tile (BM, BN, BK), 5 the workgroup size.
+// Specialization constants 6-15 of the tensor-core convolutions (include/conv3d_coopmat.glsl, include/conv3d_cm2.glsl,
+// include/conv3d_rows_cm2.glsl): dtypes, epilogue and kernel extent; 0-2 are their tile (BM, BN, BK), 5 the workgroup size.
 layout(constant_id = 6) const uint X_DT = 0;     // x and the cache
 layout(constant_id = 7) const uint W_DT = 0;
 layout(constant_id = 8) const uint OUT_DT = 0;

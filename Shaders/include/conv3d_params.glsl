@@ -1,5 +1,6 @@
-// Push constants of the convolution shaders (conv3d.comp, include/conv3d_coopmat.glsl): tensors by device address,
-// sizes, strides and paddings (see conv3d.comp for the layouts and the virtual input).
+// Push constants of the convolution shaders (conv3d.comp, include/conv3d_coopmat.glsl, include/conv3d_cm2.glsl,
+// include/conv3d_rows_cm2.glsl): tensors by device address, sizes, strides and paddings (see conv3d.comp for the
+// layouts and the virtual input).
 layout(push_constant) uniform P {
     uint64_t x;
     uint64_t w;

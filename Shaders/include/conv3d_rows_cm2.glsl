@@ -31,17 +31,13 @@ layout(constant_id = 2) const uint BK = 32;      // input channels per slice
 #define CM2_EMU_B_SIZE (BK * BN)
 #include "cm2.glsl"
 #include "cm2_nd.glsl"
+#include "cm2_output.glsl"
 CM2_ND_DECODERS(3)
 CM2_ND_DECODERS(4)
 
 const uint TAPS = KT * KH * KW;
 
-// Bias of the accumulated value v at (r, c) of the tile whose first output channel is m0.
-float tile_output(const in uint r, const in uint c, const in float v, const in uint m0) {
-    uint row = m0 + r;
-    if (row >= p.Cout) return 0.0;   // outside the output: dropped by the store
-    return HAS_BIAS != 0u ? v + load_elem(p.bias, BIAS_DT, row) : v;
-}
+#include "conv3d_cm2_bias.glsl"
 
 // One product: the weights of tap `tap` for channels ci0.. (ma) times the input row at frame f of the 4-D tensor at
 // `base` of F frames, row hi, columns w0.. (mb), into acc.
@@ -95,20 +91,7 @@ void main() {
             }
 
             CM2_PER_ELEMENT(acc, acc, BM, BN, tile_output, m0);
-            if (HAS_RES != 0u) {
-                CM2_ACC(BM, BN) res;
-                if (RES_DT == DT_F32) CM2_LOAD4(res, BM, BN, float, Cm2F32, resBase, M, p.To, p.Ho, p.Wo, m0, BM, to, 1u, ho, 1u, wo0, BN);
-                else if (RES_DT == DT_F16) CM2_LOAD4_DECODE(res, BM, BN, float, resBase, M, p.To, p.Ho, p.Wo, m0, BM, to, 1u, ho, 1u, wo0, BN, f32_from_f16_4, U16Elem, 2u);
-                else CM2_LOAD4_DECODE(res, BM, BN, float, resBase, M, p.To, p.Ho, p.Wo, m0, BM, to, 1u, ho, 1u, wo0, BN, f32_from_bf16_4, U16Elem, 2u);
-                CM2_ADD(acc, res);
-            }
-            if (OUT_DT == DT_F32) {
-                CM2_STORE4(acc, BM, BN, Cm2F32, outBase, M, p.To, p.Ho, p.Wo, m0, BM, to, 1u, ho, 1u, wo0, BN);
-            } else {   // f16 (bf16 outputs use the other convolutions)
-                CM2_ACC16(BM, BN) h;
-                CM2_CONVERT(h, CM2_ACC16(BM, BN), acc, BM, BN, float16_t);
-                CM2_STORE4(h, BM, BN, Cm2F16, outBase, M, p.To, p.Ho, p.Wo, m0, BM, to, 1u, ho, 1u, wo0, BN);
-            }
+            CM2_RESIDUAL_STORE4(acc, BM, BN, resBase, outBase, M, p.To, p.Ho, p.Wo, m0, BM, to, 1u, ho, 1u, wo0, BN);
         }
     }
 }

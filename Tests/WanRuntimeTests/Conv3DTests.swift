@@ -530,9 +530,10 @@ private func tensorCoreConvCases() -> [ConvCase] {
     }
 }
 
-/// The coopmat2 variant (`conv3d_cm2.comp`): its policy on edited capabilities; against float64 natively where the
-/// device has VK_NV_cooperative_matrix2 and the build its shader, and with emulated workgroup-scope matrices on every
-/// device (lavapipe in CI). Operands are rounded to fp16, so fp16 tolerances.
+/// The coopmat2 convolutions (`conv3d_cm2.comp`, the gather variant, and `conv3d_rows_cm2.comp`, the rows variant): their
+/// policy on edited capabilities; against float64 natively where the device has VK_NV_cooperative_matrix2 and the build
+/// its shaders, and with emulated workgroup-scope matrices on every device (lavapipe in CI). Operands are rounded to
+/// fp16, so fp16 tolerances.
 @Suite struct Conv3DCoopmat2Tests {
     @Test func policy() throws {
         guard let d = try TestDevices.vulkan(), let real = d.vulkan?.capabilities else { return }
@@ -548,6 +549,14 @@ private func tensorCoreConvCases() -> [ConvCase] {
         #expect(Conv3DCoopmat2.splits(GEMMCoopmat2.Tile(bm: 64, bn: 256, bk: 32), invocations: 128))
         #expect(!Conv3DCoopmat2.splits(GEMMCoopmat2.Tile(bm: 64, bn: 48, bk: 32), invocations: 128))
         #expect(!Conv3DCoopmat2.splits(GEMMCoopmat2.Tile(bm: 64, bn: 1024, bk: 32), invocations: 64))
+        #expect(!Conv3DCoopmat2.splits(GEMMCoopmat2.Tile(bm: 64, bn: 0, bk: 32), invocations: 64))
+        // WAN_CONV_CM2's values, and the variant a call runs.
+        #expect(Conv3DCoopmat2.requested("rows") == .rows && Conv3DCoopmat2.requested("1") == .gather)
+        #expect(Conv3DCoopmat2.requested("gather") == .gather)
+        #expect(Conv3DCoopmat2.requested("0") == nil && Conv3DCoopmat2.requested(nil) == nil && Conv3DCoopmat2.requested("") == nil)
+        #expect(Conv3DCoopmat2.variant(requested: .rows, rowsSuit: true) == .rows)
+        #expect(Conv3DCoopmat2.variant(requested: .rows, rowsSuit: false) == .gather, "width stride 2: the gather variant")
+        #expect(Conv3DCoopmat2.variant(requested: .gather, rowsSuit: true) == .gather)
         #expect(Conv3DCoopmat2.splits(Conv3DCoopmat2.emulatedTile, invocations: Conv3DCoopmat2.emulatedInvocations))
         #expect(Conv3DCoopmat2.emulationSharedBytes(Conv3DCoopmat2.emulatedTile) <= 32 << 10, "fits lavapipe")
         // Native slices beside the driver's reserved shared memory (1 KiB here): 16 KiB for the default tile.
@@ -605,8 +614,8 @@ private func tensorCoreConvCases() -> [ConvCase] {
     /// The same shaders on emulated workgroup-scope matrices: the whole case list on any device.
     @Test(arguments: Conv3DCoopmat2.Variant.allCases) func coopmat2Emulated(_ variant: Conv3DCoopmat2.Variant) throws {
         guard let d = try TestDevices.vulkan() else { return }
-        // gather: a tile of 128 voxels (16 chunks per slice row) for 64 invocations, four rows each per slice; rows:
-        // 128 voxels of a row (one tile spans each row), 48 input channels per slice (K tails of a third).
+        // gather: a tile of 128 voxels (16 chunks per slice row) for 64 invocations, 4 slice rows per pass; rows: 128
+        // voxels of a row, 48 input channels per slice (more than the case's 8: a K slice mostly past Cin).
         let sweep = variant == .gather ? GEMMCoopmat2.Tile(bm: 16, bn: 128, bk: 32) : GEMMCoopmat2.Tile(bm: 16, bn: 128, bk: 48)
         try cases(d, variant: variant, tile: nil, emulated: true, sweep: [sweep])
         TestDevices.checkValidation()
@@ -630,11 +639,17 @@ private func tensorCoreConvCases() -> [ConvCase] {
             c.coopmat2Tile = tile
             c.coopmat2Emulated = emulated
             if variant == .rows && c.params.strideW != 1 {
-                #expect(throws: RuntimeError.self, "\(c)") { try self.check(c, d, seed: 1) }
+                expectRefused(c, d, saying: "rows convolution needs width stride 1")
                 continue
             }
             try check(c, d, seed: UInt64(600 + i))
         }
+        // Wide rows: several tiles per output row, the last one partial (140 = 4·32 + 12 = 128 + 12).
+        var wide = ConvCase(cin: 8, cout: 20, t: 2, h: 3, w: 140, tc: 2, xType: .f16, wType: .f16, cacheType: .f16, outType: .f16)
+        wide.coopmat2Variant = variant
+        wide.coopmat2Tile = tile
+        wide.coopmat2Emulated = emulated
+        try check(wide, d, seed: 630)
         for (i, t) in sweep.enumerated() {
             // M, N and K spanning several tiles with tails (K = 8·27 = 216, N = 3·10·11 = 330).
             var c = ConvCase(batch: 2, cin: 8, cout: 40, t: 3, h: 10, w: 11, tc: 2, xType: .f16, wType: .f16, cacheType: .f16,
@@ -648,10 +663,20 @@ private func tensorCoreConvCases() -> [ConvCase] {
         var bad = ConvCase(cin: 5, t: 2, xType: .f16, wType: .f16, outType: .bf16)
         bad.coopmat2Variant = variant
         bad.coopmat2Emulated = emulated
-        #expect(throws: RuntimeError.self) { try self.check(bad, d, seed: 1) }
+        expectRefused(bad, d, saying: "the coopmat2 convolution needs an f32 or f16 output")
         bad = ConvCase(cin: 5, t: 2, tc: 1, xType: .f16, wType: .f16, cacheType: .f32, outType: .f16)
         bad.coopmat2Variant = variant
         bad.coopmat2Emulated = emulated
-        #expect(throws: RuntimeError.self) { try self.check(bad, d, seed: 1) }
+        expectRefused(bad, d, saying: "the cache in x's dtype")
+    }
+
+    /// Expects forcing case `c` onto the variant to fail with an `invalidArgument` error whose message contains `text`.
+    private func expectRefused(_ c: ConvCase, _ d: Device, saying text: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        let error = #expect(throws: RuntimeError.self, "\(c)", sourceLocation: sourceLocation) { try self.check(c, d, seed: 1) }
+        guard case .invalidArgument(let message)? = error else {
+            Issue.record("\(c): expected an invalid-argument error, got \(String(describing: error))", sourceLocation: sourceLocation)
+            return
+        }
+        #expect(message.contains(text), "\(message)", sourceLocation: sourceLocation)
     }
 }

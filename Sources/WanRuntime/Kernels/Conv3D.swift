@@ -156,7 +156,7 @@ extension CommandList {
     /// bias [Cout], cache [B, Cin, Tc, H, W] (the previous chunk's last frames; they replace front zero frames,
     /// Tc ≤ `params.maxCacheFrames`), out and residual [B, Cout, T', H', W'] (`params.outputSize`). With
     /// `fp16Compute` a device with tensor cores may round f32 inputs and weights to fp16 (16-bit ones take that
-    /// path anyway; `Conv3DCoopmat`).
+    /// path anyway; `Conv3DCoopmat`, and `Conv3DCoopmat2` where `WAN_CONV_CM2` asks for the coopmat2 kernels).
     public func conv3d(_ x: Tensor, weight: Tensor, bias: Tensor?, cache: Tensor? = nil, params: Conv3DParams,
                        residual: Tensor? = nil, out: Tensor, fp16Compute: Bool = false) throws {
         try conv3d(x, weight: weight, bias: bias, cache: cache, params: params, residual: residual, out: out, tile: nil,
@@ -166,8 +166,9 @@ extension CommandList {
     /// `conv3d` with an explicit Vulkan tile configuration (tests and benchmarks); nil picks one. `coopmat` forces
     /// the tensor-core variant on or off (nil: the policy), `coopmatTile` its tile, `coopmatEmulation` runs it on
     /// emulated cooperative matrices (tests on devices without them); `coopmat2` forces the coopmat2 kernel on or off
-    /// (nil: its policy), `coopmat2Variant` picks its variant (nil: the policy's: `WAN_CONV_CM2=rows` where the call
-    /// suits it, else gather), `coopmat2Tile` its tile, `coopmat2Emulated` runs it on emulated workgroup-scope matrices.
+    /// (nil: its policy, which a forced `coopmat` or `coopmatEmulation` turns off), `coopmat2Variant` picks its variant
+    /// (nil: `WAN_CONV_CM2=rows` where the call suits it, else gather), `coopmat2Tile` its tile, `coopmat2Emulated`
+    /// runs it on emulated workgroup-scope matrices (and so forces it on).
     func conv3d(_ x: Tensor, weight: Tensor, bias: Tensor?, cache: Tensor?, params: Conv3DParams,
                 residual: Tensor?, out: Tensor, tile: Conv3DTile?, fp16Compute: Bool = false, coopmat: Bool? = nil,
                 coopmatTile: GEMMCoopmat.Tile? = nil, coopmatEmulation: CoopmatEmulation? = nil, coopmat2: Bool? = nil,
@@ -254,11 +255,11 @@ extension CommandList {
         case let .vulkan(r):
             let caps = r.device.capabilities
             try CoopmatAPI.checkEnvironment()
-            if coopmat2Emulated || coopmat2 ?? (coopmat != false && coopmatEmulation == nil && coopmat2Policy(caps, x: x, weight: weight, cache: cacheUsed,
+            if coopmat2Emulated || coopmat2 ?? (coopmat == nil && coopmatEmulation == nil && coopmat2Policy(caps, x: x, weight: weight, cache: cacheUsed,
                                                                                                   out: out, residual: residual, g: g, fp16Compute: fp16Compute)) {
                 let rowsSuit = Conv3DCoopmat2.rowsEligible(strideW: g.sw, x: x, cache: cacheUsed, batch: batch,
                                                            inputsPerBatch: cin * t * h * w, cachePerBatch: cin * tc * h * w)
-                let variant = coopmat2Variant ?? (Conv3DCoopmat2.requested() == .rows && rowsSuit ? .rows : .gather)
+                let variant = coopmat2Variant ?? Conv3DCoopmat2.variant(requested: Conv3DCoopmat2.requested(), rowsSuit: rowsSuit)
                 try r.conv3dCoopmat2(g, x: x, weight: weight, bias: bias, cache: cacheUsed, residual: residual, out: out,
                                      variant: variant, tile: coopmat2Tile, emulated: coopmat2Emulated, label: label)
                 return

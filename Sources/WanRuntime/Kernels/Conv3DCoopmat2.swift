@@ -7,7 +7,8 @@ import WanShaders
 /// (`conv3d_rows_cm2.comp`: every operand through tensor layouts, the driver staging them all; width stride 1). Built
 /// only with glslang 15 (`Benchmarks/glslang-newer.sh`); used where `WAN_CONV_CM2` asks for it (for the inputs the
 /// subgroup tensor-core convolution takes) until a GPU run has measured them against that kernel. Tiles are the
-/// coopmat2 GEMM's `BMxBNxBK` (M output channels, N output voxels: of one output row for `rows`, K input channels).
+/// coopmat2 GEMM's `BMxBNxBK`: BM output channels by BN output voxels (of one output row for `rows`) in K slices of BK
+/// (of Cin·taps for `gather`, of the input channels of one tap for `rows`).
 enum Conv3DCoopmat2 {
     /// How the input reaches the matrices.
     enum Variant: String, Sendable, CaseIterable {
@@ -25,16 +26,16 @@ enum Conv3DCoopmat2 {
     static let emulatedTile = GEMMCoopmat2.Tile(bm: 32, bn: 32, bk: 16)
     static let emulatedInvocations = 64
 
-    /// Shared memory of the shader's two fp16 input slices for tile `t`.
+    /// Shared memory of the gather shader's two fp16 input slices for tile `t`.
     static func sliceBytes(_ t: GEMMCoopmat2.Tile) -> Int { 2 * 2 * t.bk * t.bn }
 
-    /// Whether the slices of tile `t` fit the device's shared memory beside what the driver reserves for workgroup-scope
-    /// matrices.
+    /// Whether the gather shader's slices of tile `t` fit the device's shared memory beside what the driver reserves for
+    /// workgroup-scope matrices.
     static func slicesFit(_ t: GEMMCoopmat2.Tile, _ caps: Capabilities) -> Bool {
         sliceBytes(t) + (caps.cooperativeMatrix2?.reservedSharedMemory ?? 0) <= caps.maxComputeSharedMemorySize
     }
 
-    /// Shared memory the emulated shader needs for `t`: the slices and the emulation's product scratch.
+    /// Shared memory the emulated gather shader needs for `t`: the slices and the emulation's product scratch.
     static func emulationSharedBytes(_ t: GEMMCoopmat2.Tile) -> Int { sliceBytes(t) + GEMMCoopmat2.emulationSharedBytes(t) }
 
     /// `WAN_CONV_CM2_TILE` when set, else the default tile.
@@ -46,12 +47,12 @@ enum Conv3DCoopmat2 {
     /// Whether this build holds the shaders (empty without glslang 15).
     static var built: Bool { !SPIRV.conv3d_cm2.isEmpty && !SPIRV.conv3d_rows_cm2.isEmpty }
 
-    /// Whether the opened device can run the shader (the coopmat2 GEMM's features).
+    /// Whether the opened device can run the shaders (the coopmat2 GEMM's features).
     static func supported(_ caps: Capabilities) -> Bool { built && caps.cooperativeMatrix2Enabled && GEMMCoopmat2.offered(caps) }
 
     /// Whether the gather's split fits: BN/8 chunks of 8 voxels per slice row, a number that divides the workgroup size.
     static func splits(_ t: GEMMCoopmat2.Tile, invocations: Int) -> Bool {
-        t.bn % 8 == 0 && invocations > 0 && invocations % (t.bn / 8) == 0
+        t.bn >= 8 && t.bn % 8 == 0 && invocations > 0 && invocations % (t.bn / 8) == 0
     }
 
     /// Whether the tensors suit the tensor layouts: an f32 or f16 output (residual f32/f16/bf16), x and the cache in
@@ -71,15 +72,21 @@ enum Conv3DCoopmat2 {
         return strideW == 1 && inputs.allSatisfy { t, n in t.deviceAddress % 16 == 0 && (batch == 1 || (n * t.dtype.size) % 16 == 0) }
     }
 
-    /// The variant `WAN_CONV_CM2` asks for: `rows`, or `1` / `gather` for the gather variant; nil when unset or other.
-    static func requested() -> Variant? {
-        guard let env = getenv("WAN_CONV_CM2") else { return nil }
-        switch String(cString: env) {
+    /// The variant a `WAN_CONV_CM2` value asks for: `rows`, or `1` / `gather` for the gather variant; nil when unset
+    /// or anything else (`0`).
+    static func requested(_ value: String?) -> Variant? {
+        switch value {
         case "1", "gather": return .gather
         case "rows": return .rows
         default: return nil
         }
     }
+
+    /// The variant `WAN_CONV_CM2` asks for (`requested(_:)` of the environment's value).
+    static func requested() -> Variant? { requested(getenv("WAN_CONV_CM2").map { String(cString: $0) }) }
+
+    /// The variant a call runs: `rows` where asked for and the call suits it (`rowsEligible`), else `gather`.
+    static func variant(requested: Variant?, rowsSuit: Bool) -> Variant { requested == .rows && rowsSuit ? .rows : .gather }
 
     /// The policy: where `WAN_CONV_CM2` asks for a variant (`requested`), it runs where supported for the inputs the
     /// tensor-core convolution takes (`Conv3DCoopmat.wanted`: 16-bit, or f32 with fp16 compute allowed;

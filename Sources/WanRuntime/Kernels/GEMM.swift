@@ -278,7 +278,7 @@ extension CommandList {
             let tensorCores = coopmat ?? GEMMCoopmat.chosen(caps, a: a.dtype, b: b.dtype, fp16Compute: fp16Compute)
             let c2 = GEMMCoopmat2.self
             let eligible2 = c2.eligible(a: a, b: b, out: out, residual: residual, batch: nb, strideA: strideA, strideB: strideB, strideOut: strideOut)
-            if coopmat2Emulated || coopmat2 ?? (coopmatEmulation == nil && tensorCores && c2.chosen(caps) && eligible2) {
+            if coopmat2Emulated || coopmat2 ?? (coopmat == nil && coopmatEmulation == nil && tensorCores && c2.chosen(caps) && eligible2) {
                 let t: GEMMCoopmat2.Tile, invocations: Int
                 if coopmat2Emulated {
                     t = coopmat2Tile ?? c2.emulatedTile
