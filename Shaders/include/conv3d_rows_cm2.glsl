@@ -39,21 +39,6 @@ const uint TAPS = KT * KH * KW;
 
 #include "conv3d_cm2_bias.glsl"
 
-// One product: the weights of tap `tap` for channels ci0.. (ma) times the input row at frame f of the 4-D tensor at
-// `base` of F frames, row hi, columns w0.. (mb), into acc.
-#define CONV_CM2_ROWS_STEP(base, F, f)                                                                                   \
-    do {                                                                                                                 \
-        CM2_A(BM, BK) ma;                                                                                                \
-        CM2_B(BK, BN) mb;                                                                                                \
-        if (W_DT == DT_F16) CM2_LOAD3(ma, BM, BK, float16_t, Cm2F16, p.w, M, Cin, TAPS, m0, BM, ci0, BK, tap, 1u);       \
-        else if (W_DT == DT_F32) CM2_LOAD3_DECODE(ma, BM, BK, float16_t, p.w, M, Cin, TAPS, m0, BM, ci0, BK, tap, 1u, from_f32_3, F32Elem, 4u); \
-        else CM2_LOAD3_DECODE(ma, BM, BK, float16_t, p.w, M, Cin, TAPS, m0, BM, ci0, BK, tap, 1u, from_bf16_3, U16Elem, 2u); \
-        if (X_DT == DT_F16) CM2_LOAD4(mb, BK, BN, float16_t, Cm2F16, base, Cin, F, p.H, p.W, ci0, BK, f, 1u, hi, 1u, w0, BN); \
-        else if (X_DT == DT_F32) CM2_LOAD4_DECODE(mb, BK, BN, float16_t, base, Cin, F, p.H, p.W, ci0, BK, f, 1u, hi, 1u, w0, BN, from_f32_4, F32Elem, 4u); \
-        else CM2_LOAD4_DECODE(mb, BK, BN, float16_t, base, Cin, F, p.H, p.W, ci0, BK, f, 1u, hi, 1u, w0, BN, from_bf16_4, U16Elem, 2u); \
-        CM2_MULADD(acc, ma, mb, BM, BK, BN);                                                                             \
-    } while (false)
-
 void main() {
     uint M = p.Cout, Cin = p.Cin;
     uint m0 = gl_WorkGroupID.y * BM;
@@ -76,6 +61,10 @@ void main() {
             for (uint dt = 0u; dt < KT; dt++) {
                 int u = int(to * p.st + dt) - p.tFront;
                 if (u < -int(p.Tc)) continue;                   // a zero frame in front
+                // The frame: x's frame u, or, before x, the cache's frame Tc + u (the same for the whole workgroup).
+                uint64_t base = u >= 0 ? xBase : cBase;
+                uint frames = u >= 0 ? p.T : p.Tc;
+                int f = u >= 0 ? u : int(p.Tc) + u;
                 for (uint dh = 0u; dh < KH; dh++) {
                     int hi = int(ho * p.sh + dh) - p.padTop;
                     if (hi < 0 || hi >= int(p.H)) continue;     // a zero row above or below
@@ -83,8 +72,16 @@ void main() {
                         uint tap = (dt * KH + dh) * KW + dw;
                         int w0 = int(wo0 + dw) - p.padLeft;
                         for (uint ci0 = 0u; ci0 < Cin; ci0 += BK) {
-                            if (u >= 0) CONV_CM2_ROWS_STEP(xBase, p.T, u);
-                            else CONV_CM2_ROWS_STEP(cBase, p.Tc, int(p.Tc) + u);
+                            // The weights of this tap for channels ci0.. times the input row hi, columns w0.., of frame f.
+                            CM2_A(BM, BK) ma;
+                            CM2_B(BK, BN) mb;
+                            if (W_DT == DT_F16) CM2_LOAD3(ma, BM, BK, float16_t, Cm2F16, p.w, M, Cin, TAPS, m0, BM, ci0, BK, tap, 1u);
+                            else if (W_DT == DT_F32) CM2_LOAD3_DECODE(ma, BM, BK, float16_t, p.w, M, Cin, TAPS, m0, BM, ci0, BK, tap, 1u, from_f32_3, F32Elem, 4u);
+                            else CM2_LOAD3_DECODE(ma, BM, BK, float16_t, p.w, M, Cin, TAPS, m0, BM, ci0, BK, tap, 1u, from_bf16_3, U16Elem, 2u);
+                            if (X_DT == DT_F16) CM2_LOAD4(mb, BK, BN, float16_t, Cm2F16, base, Cin, frames, p.H, p.W, ci0, BK, f, 1u, hi, 1u, w0, BN);
+                            else if (X_DT == DT_F32) CM2_LOAD4_DECODE(mb, BK, BN, float16_t, base, Cin, frames, p.H, p.W, ci0, BK, f, 1u, hi, 1u, w0, BN, from_f32_4, F32Elem, 4u);
+                            else CM2_LOAD4_DECODE(mb, BK, BN, float16_t, base, Cin, frames, p.H, p.W, ci0, BK, f, 1u, hi, 1u, w0, BN, from_bf16_4, U16Elem, 2u);
+                            CM2_MULADD(acc, ma, mb, BM, BK, BN);
                         }
                     }
                 }

@@ -21,7 +21,7 @@ enum GEMMCoopmat2 {
         init(parsing text: String) throws {
             let v = text.lowercased().split(separator: "x").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard v.count == 3, v.allSatisfy({ $0 > 0 && $0 % 16 == 0 }) else {
-                throw RuntimeError.invalidArgument("coopmat2 GEMM tile '\(text)': expected BMxBNxBK, multiples of 16, e.g. 128x128x32")
+                throw RuntimeError.invalidArgument("coopmat2 tile '\(text)' (GEMM or convolution): expected BMxBNxBK, multiples of 16, e.g. 128x128x32")
             }
             self.init(bm: v[0], bn: v[1], bk: v[2])
         }
