@@ -19,6 +19,13 @@
 // is contiguous); out is dense [B, Lq, H, D]. Grid: x = query blocks, y = heads, z = batch (x and z
 // loop when the grid is capped). The dispatch covers batches batch0 ..< batch0 + batchCount, all with
 // the same key count kvLen (the host splits batches with different key lengths into dispatches).
+//
+// Key ranges: a dispatch walks keys kBegin ..< min(kEnd, kvLen) only. Unless it starts at key 0 it resumes from
+// the state a previous dispatch left; unless it ends at kvLen it leaves its state instead of storing out. The
+// state is fp32 per (batch, head, query row), STATE_ROW floats apart: the unnormalised O (DP floats), the running
+// max, the running sum. The host splits the keys on CPU Vulkan drivers: llvmpipe ends every loop of an invocation
+// once all its loops together have iterated 65535 times (LP_MAX_TGSI_LOOP_ITERATIONS), so a long key loop would
+// silently stop early.
 #extension GL_GOOGLE_include_directive : enable
 #extension GL_EXT_control_flow_attributes : enable
 #include "common.glsl"
@@ -48,6 +55,8 @@ layout(buffer_reference, std430, buffer_reference_align = 16) readonly buffer Ro
 layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer RoU32x2 { uvec2 v[]; };
 layout(buffer_reference, std430, buffer_reference_align = 4) readonly buffer RoF32 { float v[]; };
 layout(buffer_reference, std430, buffer_reference_align = 2) readonly buffer RoU16 { uint16_t v[]; };
+layout(buffer_reference, std430, buffer_reference_align = 16) buffer StateF32x4 { vec4 v[]; };
+layout(buffer_reference, std430, buffer_reference_align = 4) buffer StateF32 { float v[]; };
 
 #include "attention_push.glsl"
 
@@ -73,6 +82,7 @@ const uint KS0 = 2u * DK * ROWQ;    // start of the K slices in `buf`
 const uint BUF1 = 2u * DK * (ROWQ + ROWK);
 const uint BUF3 = 2u * CK * ROWV;
 const uint BUF = BUF1 > BUF3 ? BUF1 : BUF3;
+const uint STATE_ROW = DP + 4u;     // floats per query row of the key-range state: O, max, sum, 2 unused
 
 shared vec4 buf[BUF];               // phase 1: Qs[2][DK][ROWQ], Ks[2][DK][ROWK]; phase 3: Vs[2][CK][ROWV]
 shared vec4 Ps[BC * ROWP];          // P of the block, key-major: Ps[key][row / 4][row % 4]
@@ -114,6 +124,8 @@ void main() {
     const uint h = gl_WorkGroupID.y;
     const uint Lq = p.Lq, kvLen = p.kvLen;
     const uint queryBlocks = (Lq + BR - 1u) / BR;
+    const bool resume = p.kBegin > 0u, finish = p.kEnd >= kvLen;
+    const uint kStop = min(p.kEnd, kvLen);
 
     for (uint z = gl_WorkGroupID.z; z < p.batchCount; z += gl_NumWorkGroups.z) {
         const uint b = p.batch0 + z;
@@ -130,8 +142,32 @@ void main() {
             [[unroll]] for (uint i = 0; i < TM2 * (TN2 / 4u); i++) O[i] = vec4(0.0);
             [[unroll]] for (uint i = 0; i < TM2; i++) { m3[i] = NEG; l3[i] = 0.0; }
             [[unroll]] for (uint i = 0; i < TM; i++) m1[i] = NEG;
+            // The first row of this block in the key-range state.
+            const uint stateRow0 = (b * p.H + h) * Lq + q0;
+            if (resume) {
+                StateF32 sf = StateF32(p.state);
+                if (active3) {
+                    [[unroll]] for (uint c = 0; c < TM2 / 4u; c++) {
+                        [[unroll]] for (uint i = 0; i < 4u; i++) {
+                            uint row = (c * T3Y + ty3) * 4u + i;
+                            if (q0 + row >= Lq) continue;
+                            uint s = (stateRow0 + row) * STATE_ROW;
+                            m3[c * 4u + i] = sf.v[s + DP];
+                            l3[c * 4u + i] = sf.v[s + DP + 1u];
+                            [[unroll]] for (uint e = 0; e < TN2 / 4u; e++)
+                                O[(c * 4u + i) * (TN2 / 4u) + e] = StateF32x4(p.state).v[s / 4u + e * T3X + tx3];
+                        }
+                    }
+                }
+                [[unroll]] for (uint c = 0; c < TM / 4u; c++) {
+                    [[unroll]] for (uint i = 0; i < 4u; i++) {
+                        uint row = (c * TY1 + ty) * 4u + i;
+                        if (q0 + row < Lq) m1[c * 4u + i] = sf.v[(stateRow0 + row) * STATE_ROW + DP];
+                    }
+                }
+            }
 
-            for (uint k0 = 0; k0 < kvLen; k0 += BC) {
+            for (uint k0 = p.kBegin; k0 < kStop; k0 += BC) {
                 // ---------------- phase 1: S = (scale·log2e · Q) · Kᵀ ----------------
                 vec4 S[TM * (TN / 4u)];
                 [[unroll]] for (uint i = 0; i < TM * (TN / 4u); i++) S[i] = vec4(0.0);
@@ -311,8 +347,23 @@ void main() {
                 barrier();
             }
 
-            // ---------------- out = O / sum ----------------
-            if (active3) {
+            // ---------------- out = O / sum (or the state, for the next key range) ----------------
+            if (active3 && !finish) {
+                [[unroll]] for (uint c = 0; c < TM2 / 4u; c++) {
+                    [[unroll]] for (uint i = 0; i < 4u; i++) {
+                        uint row = (c * T3Y + ty3) * 4u + i;
+                        if (q0 + row >= Lq) continue;
+                        uint s = (stateRow0 + row) * STATE_ROW;
+                        if (tx3 == 0u) {
+                            StateF32(p.state).v[s + DP] = m3[c * 4u + i];
+                            StateF32(p.state).v[s + DP + 1u] = l3[c * 4u + i];
+                        }
+                        [[unroll]] for (uint e = 0; e < TN2 / 4u; e++)
+                            StateF32x4(p.state).v[s / 4u + e * T3X + tx3] = O[(c * 4u + i) * (TN2 / 4u) + e];
+                    }
+                }
+            }
+            if (active3 && finish) {
                 [[unroll]] for (uint c = 0; c < TM2 / 4u; c++) {
                     [[unroll]] for (uint i = 0; i < 4u; i++) {
                         uint row = (c * T3Y + ty3) * 4u + i;

@@ -29,6 +29,10 @@ private struct AttentionCase: CustomStringConvertible {
     var coopmat2: Bool?
     var coopmat2Tile: AttentionCoopmat2.Tile?
     var coopmat2Emulated = false
+    /// At most this many workgroups per looped grid axis (Vulkan): each workgroup then runs several query blocks and batches.
+    var gridCap: Int?
+    /// The scalar kernel's keys per dispatch (Vulkan; nil: the policy, which splits only on CPU drivers).
+    var keysPerDispatch: Int?
 
     var description: String {
         "B\(batch) Lq\(lq) Lk\(lk) H\(heads) D\(d) \(qType),\(kType),\(vType)->\(outType)"
@@ -39,7 +43,8 @@ private struct AttentionCase: CustomStringConvertible {
             + (coopmat.map { $0 ? " coopmat" : " no coopmat" } ?? "") + (coopmatTile.map { " \($0)" } ?? "")
             + (emulation.map { " emulated (layout \($0.layout))" } ?? "") + (softmax.map { " softmax \($0)" } ?? "")
             + (coopmat2.map { $0 ? " coopmat2" : " no coopmat2" } ?? "") + (coopmat2Tile.map { " \($0)" } ?? "")
-            + (coopmat2Emulated ? " coopmat2 emulated" : "")
+            + (coopmat2Emulated ? " coopmat2 emulated" : "") + (gridCap.map { " grid cap \($0)" } ?? "")
+            + (keysPerDispatch.map { " \($0) keys per dispatch" } ?? "")
     }
 }
 
@@ -95,11 +100,12 @@ private func runCase(_ c: AttentionCase, on devices: [Device], seed: UInt64) thr
         }
         let out = try device.empty([b, lq, h, d], dtype: c.outType)
         let list = try CommandList(device: device)
+        if let cap = c.gridCap { list.capGrid(cap) }
         try list.attention(q: q, k: k, v: v, out: out, scale: c.scale, keyLengths: c.lengths, tile: c.tile, cpuBlocks: c.cpuBlocks,
                            coopmat: device.isCPU ? nil : c.coopmat, coopmatTile: c.coopmatTile, cpuWideBlocks: c.cpuWide,
                            coopmatEmulation: device.isCPU ? nil : c.emulation, coopmatSoftmax: c.softmax,
                            coopmat2: device.isCPU ? nil : c.coopmat2, coopmat2Tile: c.coopmat2Tile,
-                           coopmat2Emulated: !device.isCPU && c.coopmat2Emulated)
+                           coopmat2Emulated: !device.isCPU && c.coopmat2Emulated, keysPerDispatch: device.isCPU ? nil : c.keysPerDispatch)
         try list.run()
         got.append(try device.read(out))
     }
@@ -185,6 +191,43 @@ private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol:
         try check(AttentionCase(d: 12, tile: AttentionTile(br: 16, bc: 16, threads: 16, dk: 8, ck: 8, unroll: true)),
                   devices: [vk], seed: 3)
         try check(AttentionCase(d: 16, tile: AttentionTile(br: 64, bc: 64, threads: 64, dk: 8, ck: 16)), devices: [vk], seed: 4)
+        // Workgroups looping over query blocks (5 on 2) and batches (3 on 2).
+        try check(AttentionCase(batch: 3, lq: 70, lk: 29, heads: 2, d: 16, tile: AttentionTile(br: 16, bc: 16, threads: 16, dk: 8, ck: 8),
+                                gridCap: 2), devices: [vk], seed: 9)
+        TestDevices.checkValidation()
+    }
+
+    /// The scalar kernel with its keys split over dispatches (fp32 state carried between them): key ranges ending
+    /// inside and at the last block, masking per batch (different splits per run of batches), strided views, 16-bit
+    /// outputs, workgroups looping over query blocks and batches. On CPU drivers (lavapipe) the policy splits long key
+    /// loops itself: llvmpipe stops an invocation's loops after 65535 iterations in all, and a long attention in one
+    /// dispatch came out wrong (relative error 1.5 at Lk 16384, d 128, before the split).
+    @Test func keysSplitOverDispatches() throws {
+        guard let vk = try TestDevices.vulkan() else { return }
+        let tiny = AttentionTile(br: 16, bc: 16, threads: 16, dk: 8, ck: 8)
+        try check(AttentionCase(batch: 2, lq: 37, lk: 131, heads: 2, d: 64, tile: .small, keysPerDispatch: 64), devices: [vk], seed: 40)
+        try check(AttentionCase(batch: 3, lq: 21, lk: 100, heads: 3, d: 12, lengths: [100, 100, 33], tile: tiny, keysPerDispatch: 32),
+                  devices: [vk], seed: 41)
+        try check(AttentionCase(batch: 1, lq: 45, lk: 45, heads: 2, d: 16, qType: .bf16, kType: .bf16, vType: .bf16, outType: .bf16,
+                                fused: true, tile: tiny, keysPerDispatch: 16), devices: [vk], seed: 42)
+        try check(AttentionCase(batch: 3, lq: 70, lk: 29, heads: 2, d: 16, qType: .f16, kType: .f16, vType: .f16, outType: .f16,
+                                headMajorKV: true, tile: tiny, gridCap: 2, keysPerDispatch: 16), devices: [vk], seed: 43)
+        // Keys per dispatch must be whole key blocks.
+        #expect(throws: RuntimeError.self) { try check(AttentionCase(tile: tiny, keysPerDispatch: 24), devices: [vk]) }
+        // The policy: every key at once on GPUs; on CPU drivers whole key blocks within the loop budget.
+        guard let caps = vk.vulkan?.capabilities, let m = AttentionTile.small.mapping(headDim: 128) else { return }
+        var gpu = caps
+        gpu.deviceType = "discrete"
+        #expect(try AttentionTile.small.keysPerDispatch(gpu, headDim: 128, mapping: m, gridIterations: 1) == nil)
+        var cpu = caps
+        cpu.deviceType = "cpu"
+        let keys = try #require(try AttentionTile.small.keysPerDispatch(cpu, headDim: 128, mapping: m, gridIterations: 1))
+        #expect(keys % 32 == 0 && keys >= 32 && keys < 16384)
+        let fewer = try #require(try AttentionTile.small.keysPerDispatch(cpu, headDim: 128, mapping: m, gridIterations: 3))
+        #expect(fewer < keys)
+        #expect(throws: RuntimeError.self) { try AttentionTile.small.keysPerDispatch(cpu, headDim: 128, mapping: m, gridIterations: 100_000) }
+        // A long key loop on this device, split by the policy where it is a CPU driver (lavapipe in CI).
+        try check(AttentionCase(batch: 1, lq: 40, lk: 20000, heads: 1, d: 128), devices: [vk], seed: 44)
         TestDevices.checkValidation()
     }
 
@@ -400,6 +443,8 @@ private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol:
         // Large logits (softmax far from uniform).
         try run(AttentionCase(batch: 1, lq: 64, lk: 96, heads: 1, d: 64, qType: .f16, kType: .f16, vType: .f16,
                               magnitude: 4), seed: 9)
+        // Workgroups looping over query blocks and batches (at most 2 workgroups on each).
+        try run(AttentionCase(batch: 3, lq: 150, lk: 45, heads: 2, d: 32, qType: .f16, kType: .f16, vType: .f16, gridCap: 2), seed: 10)
         // Other tiles (for tuning through WAN_ATTN_COOPMAT_TILE): fewer/more query rows, other key blocks.
         var ran = 0
         for (i, text) in ["4x64", "2x64", "4x32", "1x128", "8x32", "1x32"].enumerated() {
@@ -535,6 +580,8 @@ private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol:
         try run(AttentionCase(batch: 2, lq: 21, lk: 33, heads: 3, d: 16, qType: .bf16, kType: .bf16, vType: .bf16, headMajorKV: true), seed: 9)
         // Large logits (softmax far from uniform).
         try run(AttentionCase(batch: 1, lq: 64, lk: 96, heads: 1, d: 64, qType: .f16, kType: .f16, vType: .f16, magnitude: 4), seed: 10)
+        // Workgroups looping over query blocks and batches (at most 2 workgroups on each).
+        try run(AttentionCase(batch: 3, lq: 150, lk: 45, heads: 2, d: 32, qType: .f16, kType: .f16, vType: .f16, gridCap: 2), seed: 12)
         // Head dim 256 (small tile emulated: the emulation's scratch grows with the head dim).
         var wide = AttentionCase(batch: 1, lq: 40, lk: 50, heads: 2, d: 256, qType: .f16, kType: .f16, vType: .f16)
         if emulated { wide.coopmat2Tile = AttentionCoopmat2.Tile(br: 16, bc: 16) }

@@ -23,6 +23,8 @@ private struct ConvCase: CustomStringConvertible {
     var coopmat2Variant: Conv3DCoopmat2.Variant?
     var coopmat2Tile: GEMMCoopmat2.Tile?
     var coopmat2Emulated = false
+    /// At most this many workgroups per looped grid axis (Vulkan): each workgroup then runs several tiles and batches.
+    var gridCap: Int?
 
     var description: String {
         "\(batch)x\(cin)->\(cout) \(t)x\(h)x\(w)+\(tc) \(params) x \(xType) w \(wType) cache \(cacheType) -> \(outType)"
@@ -31,7 +33,7 @@ private struct ConvCase: CustomStringConvertible {
             + (coopmatTile.map { " \($0)" } ?? "") + (emulation.map { " emulated (layout \($0.layout))" } ?? "")
             + (coopmat2.map { $0 ? " coopmat2" : " no coopmat2" } ?? "") + (coopmat2Variant.map { " \($0.rawValue)" } ?? "")
             + (coopmat2Tile.map { " \($0)" } ?? "")
-            + (coopmat2Emulated ? " coopmat2 emulated" : "")
+            + (coopmat2Emulated ? " coopmat2 emulated" : "") + (gridCap.map { " grid cap \($0)" } ?? "")
     }
 
     var xShape: [Int] { [batch, cin, t, h, w] }
@@ -115,6 +117,7 @@ private func run(_ c: ConvCase, _ d: ConvData, on device: Device) throws -> [Flo
     let out = c.residualInPlace ? residual! : try device.empty(outShape, dtype: c.outType)
     if c.residualInPlace { residual = out }
     let list = try CommandList(device: device)
+    if let cap = c.gridCap { list.capGrid(cap) }
     try list.conv3d(x, weight: weight, bias: bias, cache: cache, params: c.params, residual: residual, out: out, tile: c.tile,
                     coopmat: device.isCPU ? nil : c.coopmat, coopmatTile: c.coopmatTile,
                     coopmatEmulation: device.isCPU ? nil : c.emulation, coopmat2: device.isCPU ? nil : c.coopmat2,
@@ -204,6 +207,10 @@ private func concatFrames(_ parts: [(values: [Float], frames: Int)], channels: I
         for (i, tile) in [Conv3DTile.small, Conv3DTile(bm: 32, bn: 64, bk: 8, tm: 4, tn: 8)].enumerated() {
             try check(ConvCase(batch: 2, cin: 5, cout: 37, t: 3, tc: 2, tile: tile), devices: [TestDevices.cpu, v], seed: UInt64(300 + i))
         }
+        // Workgroups looping over several column tiles (8 tiles on 2 workgroups) and batches (3 on 2).
+        var looped = ConvCase(batch: 3, cin: 5, cout: 37, t: 3, tc: 2, tile: .small)
+        looped.gridCap = 2
+        try check(looped, devices: [TestDevices.cpu, v], seed: 302)
         TestDevices.checkValidation()
     }
 
@@ -466,6 +473,10 @@ private func tensorCoreConvCases() -> [ConvCase] {
                  outType: .f16),
         ConvCase(batch: 2, cin: 3, cout: 6, t: 5, h: 7, w: 20, tc: 2, params: k3s2, xType: .f16, wType: .bf16, cacheType: .f16,
                  outType: .f32, residualType: .f32),
+        // Workgroups looping over several tiles (up to 10) and batches (3 on 2 workgroups). Few taps and channels: emulated
+        // on lavapipe, whose loops stop after 65535 iterations per invocation in all, a K slice costs hundreds of them.
+        ConvCase(batch: 3, cin: 8, cout: 20, t: 2, h: 5, w: 34, tc: 2, params: .upsampleTime, xType: .f16, wType: .f16,
+                 cacheType: .f16, outType: .f16, residualType: .f16, gridCap: 2),
     ]
 }
 
@@ -680,3 +691,4 @@ private func tensorCoreConvCases() -> [ConvCase] {
         #expect(message.contains(text), "\(message)", sourceLocation: sourceLocation)
     }
 }
+

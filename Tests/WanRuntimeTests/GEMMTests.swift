@@ -15,11 +15,14 @@ private struct GEMMCase: CustomStringConvertible {
     /// The residual is `out` itself (out += ...).
     var residualInPlace = false
     var tile: GEMMTile?
+    /// At most this many workgroups on the batch axis (Vulkan): each workgroup then runs several batches.
+    var gridCap: Int?
 
     var description: String {
         "\(batchA)\(batchB) \(m)x\(n)x\(k) A\(transA ? "ᵀ" : "") \(aType) B\(transB ? "ᵀ" : "") \(bType) -> \(outType)"
             + " alpha \(alpha) bias \(biasType.map { "\($0)" } ?? "-") \(activation) res \(residualType.map { "\($0)" } ?? "-")"
             + (residualInPlace ? " in-place" : "") + " tile \(tile.map { "\($0)" } ?? "auto")"
+            + (gridCap.map { " grid cap \($0)" } ?? "")
     }
 
     var batchDims: [Int] { batchA.isEmpty ? batchB : batchA }
@@ -54,6 +57,7 @@ private func runCase(_ c: GEMMCase, on device: Device, seed: UInt64) throws -> (
     let out = c.residualInPlace ? residual! : try device.empty(c.outShape, dtype: c.outType)
     if c.residualInPlace { residual = out }
     let list = try CommandList(device: device)
+    if let cap = c.gridCap { list.capGrid(cap) }
     try list.gemm(a, b, out: out, transposeA: c.transA, transposeB: c.transB, alpha: c.alpha, bias: bias,
                   activation: c.activation, residual: residual, tile: c.tile)
     try list.run()
@@ -104,6 +108,8 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
         }
         // Several batch dimensions.
         try check(GEMMCase(m: 5, n: 7, k: 9, batchA: [2, 3], batchB: [2, 3], transB: true), devices: devices, seed: 3)
+        // Workgroups looping over batches (5 on 2).
+        try check(GEMMCase(m: 21, n: 19, k: 33, batchA: [5], batchB: [5], gridCap: 2), devices: devices, seed: 4)
         TestDevices.checkValidation()
     }
 
@@ -330,7 +336,7 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
                        transA: Bool = false, transB: Bool = true, aType: DType = .f16, bType: DType = .f16,
                        outType: DType = .f32, alpha: Float = 1, bias: Bool = false, activation: Activation = .none,
                        residualType: DType? = nil, perColumnScale: Bool = false, tile: GEMMCoopmat.Tile? = nil,
-                       coopmat2: GEMMCoopmat2.Tile? = nil, coopmat2Emulated: Bool = false, seed: UInt64,
+                       coopmat2: GEMMCoopmat2.Tile? = nil, coopmat2Emulated: Bool = false, gridCap: Int? = nil, seed: UInt64,
                        sourceLocation: SourceLocation = #_sourceLocation) throws {
         var rng = TestRandom(seed: seed)
         let batchDims: [Int] = batchA > 0 ? [batchA] : batchB > 0 ? [batchB] : []
@@ -365,6 +371,7 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
         let resT = try resVals.map { try d.tensor($0, shape: outShape, dtype: residualType!) }
         let out = try d.empty(outShape, dtype: outType)
         let cl = try CommandList(device: d)
+        if let gridCap { cl.capGrid(gridCap) }
         try cl.gemm(at, bt, out: out, transposeA: transA, transposeB: transB, alpha: alpha, bias: biasT,
                     activation: activation, residual: resT, weightScale: st, tile: nil, coopmat: true,
                     coopmatTile: tile ?? emulation.map { _ in Self.emulatedTile }, coopmatEmulation: emulation,
@@ -392,7 +399,7 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
         }
         let err = maxRelativeError(try d.read(out), want)
         let label = "\(batchA)/\(batchB) \(m)x\(n)x\(k) A\(transA ? "ᵀ" : "") \(aType) B\(transB ? "ᵀ" : "") \(bType) -> \(outType)"
-            + " bias \(bias) \(activation) res \(residualType.map { "\($0)" } ?? "-") scale \(perColumnScale)"
+            + " bias \(bias) \(activation) res \(residualType.map { "\($0)" } ?? "-") scale \(perColumnScale)" + (gridCap.map { " grid cap \($0)" } ?? "")
         #expect(err <= Self.tolerance, "\(d.name) \(coopmat2.map { "coopmat2 \($0)" } ?? "coopmat")\(emulation != nil || coopmat2Emulated ? " (emulated)" : "") \(label): error \(err)",
                 sourceLocation: sourceLocation)
     }
@@ -479,6 +486,8 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
         try check(d, emulation: e, m: 45, n: 40, k: 70, batchA: 3, transA: true, transB: false, seed: 71)
         try check(d, emulation: e, m: 37, n: 29, k: 48, batchA: 3, batchB: 3, transA: true, transB: false, seed: 72)
         try check(d, emulation: e, m: 40, n: 48, k: 56, batchA: 3, batchB: 3, seed: 73)
+        // Workgroups looping over batches (3 on 2).
+        try check(d, emulation: e, m: 40, n: 48, k: 56, batchA: 3, batchB: 3, gridCap: 2, seed: 74)
         // Epilogue: alpha, bias, gelu and a residual; a 16-bit output with a bf16 residual.
         try check(d, emulation: e, m: 150, n: 133, k: 70, batchA: 2, alpha: 0.5, bias: true, activation: .geluTanh,
                   residualType: .f32, seed: 80)
@@ -600,6 +609,8 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
         try check(d, m: 50, n: 40, k: 72, batchA: 3, coopmat2: t, coopmat2Emulated: emulated, seed: 1070)
         try check(d, m: 48, n: 40, k: 70, batchA: 3, transA: true, transB: false, coopmat2: t, coopmat2Emulated: emulated, seed: 1071)
         try check(d, m: 40, n: 48, k: 56, batchA: 3, batchB: 3, coopmat2: t, coopmat2Emulated: emulated, seed: 1073)
+        // Workgroups looping over batches (3 on 2).
+        try check(d, m: 40, n: 48, k: 56, batchA: 3, batchB: 3, coopmat2: t, coopmat2Emulated: emulated, gridCap: 2, seed: 1074)
         // Epilogues: alpha, bias, activations, residuals of each type; f16 output.
         try check(d, m: 150, n: 133, k: 70, batchA: 2, alpha: 0.5, bias: true, activation: .geluTanh, residualType: .f32,
                   coopmat2: t, coopmat2Emulated: emulated, seed: 1080)

@@ -31,6 +31,12 @@ public final class CommandList: @unchecked Sendable {
         }
     }
 
+    /// Caps the workgroups each later Vulkan dispatch puts on an axis its shader loops over (no effect on the CPU):
+    /// a test hook that makes every workgroup of a grid-stride kernel process several tiles on small inputs.
+    func capGrid(_ groups: Int) {
+        if case let .vulkan(r) = impl { r.gridCap = max(1, groups) }
+    }
+
     /// Number of barriers the Vulkan recording needed (0 on the CPU).
     public var barrierCount: Int {
         if case let .vulkan(r) = impl { return r.barrierCount }

@@ -82,6 +82,35 @@ struct AttentionTile: Sendable, Hashable, CustomStringConvertible {
         return m
     }
 
+    /// The loop iterations a shader invocation gets on llvmpipe (lavapipe): Mesa ends every loop of an invocation,
+    /// silently, once all its loops together have iterated this often (LP_MAX_TGSI_LOOP_ITERATIONS).
+    static let softwareLoopBudget = 65535
+
+    /// Loop iterations per key block and invocation, counted generously: twice the loops the shader keeps on CPU
+    /// drivers (the key block, head-dim slices and their steps, the partial maxima and sums, key slices and their
+    /// steps) plus every element loop of a partial load.
+    func loopIterationsPerKeyBlock(headDim d: Int, mapping m: Mapping) -> Int {
+        let slices1 = (d + dk - 1) / dk, tx1 = bc / m.tn, dp4 = AttentionTile.paddedHeadDim(d) / 4
+        let loadsQK = (br * dk / 4 + threads - 1) / threads + (bc * dk / 4 + threads - 1) / threads
+        let loadsV = (ck * dp4 + threads - 1) / threads
+        let kept = 1 + slices1 * (1 + dk) + (m.tm + m.tm2) * tx1 + bc / ck + bc
+            + 3 * (slices1 + 1) * loadsQK + 3 * (bc / ck) * loadsV
+        return 2 * kept
+    }
+
+    /// Keys per dispatch: every key (nil) on GPUs; on CPU Vulkan drivers a multiple of `bc` that keeps an invocation
+    /// within `softwareLoopBudget` (less a margin for the rest of the shader) when it loops `gridIterations` times
+    /// over query blocks and batches.
+    func keysPerDispatch(_ caps: Capabilities, headDim d: Int, mapping m: Mapping, gridIterations: Int) throws -> Int? {
+        guard caps.isSoftware else { return nil }
+        let perBlock = loopIterationsPerKeyBlock(headDim: d, mapping: m) * gridIterations
+        let blocks = (AttentionTile.softwareLoopBudget - 2048) / perBlock
+        guard blocks >= 1 else {
+            throw RuntimeError.invalidArgument("attention: \(gridIterations) query blocks per workgroup exceed what \(caps.deviceName) runs in one invocation (its loops stop after \(AttentionTile.softwareLoopBudget) iterations)")
+        }
+        return blocks * bc
+    }
+
     static let large = AttentionTile(br: 64, bc: 64, threads: 128)
     static let largeWide = AttentionTile(br: 64, bc: 64, threads: 256, dk: 16, ck: 8)
     static let medium = AttentionTile(br: 32, bc: 64, threads: 64)
@@ -245,7 +274,8 @@ extension CommandList {
                    coopmat: Bool? = nil, coopmatTile: AttentionCoopmat.Tile? = nil,
                    cpuWideBlocks: (queries: Int, keys: Int)? = nil, coopmatEmulation: CoopmatEmulation? = nil,
                    coopmatSoftmax: AttentionCoopmat.Softmax? = nil, coopmat2: Bool? = nil,
-                   coopmat2Tile: AttentionCoopmat2.Tile? = nil, coopmat2Emulated: Bool = false) throws {
+                   coopmat2Tile: AttentionCoopmat2.Tile? = nil, coopmat2Emulated: Bool = false,
+                   keysPerDispatch forcedKeys: Int? = nil) throws {
         let op = "attention"
         try checkDevice([q, k, v, out], op: op)
         for (name, t) in [("q", q), ("k", k), ("v", v), ("out", out)] {
@@ -322,6 +352,8 @@ extension CommandList {
                 throw RuntimeError.invalidArgument("\(op): \(heads) heads exceed the device's workgroup count limit \(caps.maxComputeWorkGroupCount[1])")
             }
             let kernel: Kernel, constants: [UInt32], rowsPerGroup: Int, tileLabel: String
+            // The scalar kernel's keys per dispatch when they are split (CPU drivers; `forcedKeys` in tests).
+            var keysPerDispatch: Int?
             try CoopmatAPI.checkEnvironment()
             let c2 = AttentionCoopmat2.self
             let eligible2 = c2.eligible(q: q, k: k, v: v, out: out, qs: qs, ks: ks, vs: vs, headDim: d)
@@ -403,30 +435,60 @@ extension CommandList {
                 ] + vec + [(t.unroll ?? !caps.isSoftware) ? 1 : 0]
                 rowsPerGroup = t.br
                 tileLabel = "\(t)"
+                let blocks = (lq + t.br - 1) / t.br, runs = lengths.indices.filter { $0 == 0 || lengths[$0] != lengths[$0 - 1] }
+                let longestRun = zip(runs, runs.dropFirst() + [batch]).map { $1 - $0 }.max() ?? 1
+                let gridIterations = (blocks + r.maxGroups(0) - 1) / r.maxGroups(0) * ((longestRun + r.maxGroups(2) - 1) / r.maxGroups(2))
+                if let forcedKeys {
+                    guard forcedKeys > 0, forcedKeys % t.bc == 0 else {
+                        throw RuntimeError.invalidArgument("\(op): keys per dispatch \(forcedKeys) must be a positive multiple of the key block \(t.bc)")
+                    }
+                    keysPerDispatch = forcedKeys
+                } else {
+                    keysPerDispatch = try t.keysPerDispatch(caps, headDim: d, mapping: m, gridIterations: gridIterations)
+                }
             }
+            guard forcedKeys == nil || keysPerDispatch != nil else {
+                throw RuntimeError.invalidArgument("\(op): only the scalar kernel splits its keys over dispatches")
+            }
+            // fp32 (O, max, sum) per query row between the dispatches of split keys (attention.comp's STATE_ROW).
+            let stateRow = AttentionTile.paddedHeadDim(d) + 4
+            let state = try keysPerDispatch.flatMap { n in lengths.contains { $0 > n } ? try device.empty([batch * heads * lq * stateRow]) : nil }
             let queryBlocks = (lq + rowsPerGroup - 1) / rowsPerGroup
-            // One dispatch per run of batches with the same key length (the shader masks by push constant).
+            // One dispatch per run of batches with the same key length (the shader masks by push constant), and per
+            // range of keys where they are split (each but the first resumes from the state, each but the last leaves it).
             var b0 = 0
             while b0 < batch {
                 var b1 = b0 + 1
                 while b1 < batch && lengths[b1] == lengths[b0] { b1 += 1 }
-                var p = PushConstants()
-                p.address(q)
-                p.address(k)
-                p.address(v)
-                p.address(out)
-                for st in [qs, ks, vs] { for x in st { p.u32(x) } }
-                p.u32(lq)
-                p.u32(lengths[b0])
-                p.u32(heads)
-                p.u32(b0)
-                p.u32(b1 - b0)
-                p.f32(s * Float(M_LOG2E))
-                let groups = (min(queryBlocks, caps.maxComputeWorkGroupCount[0], 65535), heads,
-                              min(b1 - b0, caps.maxComputeWorkGroupCount[2], 65535))
-                let written = try out.sliced(dim: 0, b0..<b1)
-                try r.dispatch(kernel, constants: constants, push: p, groups: groups, reads: [q, k, v], writes: [written],
-                               label: label + (masked ? " keys \(lengths[b0])" : "") + " [\(tileLabel)]")
+                let kvLen = lengths[b0]
+                var kBegin = 0
+                repeat {
+                    let kEnd = keysPerDispatch.map { min(kBegin + $0, kvLen) } ?? kvLen
+                    var p = PushConstants()
+                    p.address(q)
+                    p.address(k)
+                    p.address(v)
+                    p.address(out)
+                    for st in [qs, ks, vs] { for x in st { p.u32(x) } }
+                    p.u32(lq)
+                    p.u32(kvLen)
+                    p.u32(heads)
+                    p.u32(b0)
+                    p.u32(b1 - b0)
+                    p.f32(s * Float(M_LOG2E))
+                    p.u32(kBegin)
+                    p.u32(kEnd)
+                    p.u64(state?.deviceAddress ?? 0)
+                    let groups = (min(queryBlocks, r.maxGroups(0)), heads,
+                                  min(b1 - b0, r.maxGroups(2)))
+                    let written = try out.sliced(dim: 0, b0..<b1)
+                    let range = kBegin == 0 && kEnd == kvLen ? "" : " keys \(kBegin)..<\(kEnd)"
+                    try r.dispatch(kernel, constants: constants, push: p, groups: groups,
+                                   reads: [q, k, v] + (kBegin > 0 ? [state].compactMap { $0 } : []),
+                                   writes: kEnd < kvLen ? [state].compactMap { $0 } : [written],
+                                   label: label + (masked ? " keys \(kvLen)" : "") + range + " [\(tileLabel)]")
+                    kBegin = kEnd
+                } while kBegin < kvLen
                 b0 = b1
             }
         }

@@ -291,8 +291,8 @@ extension CommandList {
             ]
             let p = Conv3DGeometry.push(g, x: x, weight: weight, cache: cacheUsed, out: out, bias: bias, residual: residual)
             let nTiles = (g.n + tl.bn - 1) / tl.bn
-            let groups = (min(nTiles, caps.maxComputeWorkGroupCount[0], 65535), (cout + tl.bm - 1) / tl.bm,
-                          min(batch, caps.maxComputeWorkGroupCount[2], 65535))
+            let groups = (min(nTiles, r.maxGroups(0)), (cout + tl.bm - 1) / tl.bm,
+                          min(batch, r.maxGroups(2)))
             try r.dispatch(Kernel(name: "conv3d", spirv: SPIRV.conv3d), constants: constants, push: p, groups: groups,
                            reads: [x, weight] + [bias, cacheUsed, residual].compactMap { $0 }, writes: [out],
                            label: label + " [\(tl)]")

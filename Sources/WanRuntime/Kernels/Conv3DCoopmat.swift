@@ -67,8 +67,8 @@ extension VulkanRecorder {
             bias != nil ? 1 : 0, residual != nil ? 1 : 0, UInt32(g.kt), UInt32(g.kh), UInt32(g.kw), vecW ? 1 : 0,
         ] + (emulation.map { [$0.layout.rawValue] } ?? [])
         let nTiles = (g.n + t.bn - 1) / t.bn
-        let groups = (min(nTiles, caps.maxComputeWorkGroupCount[0], 65535), (g.cout + t.bm - 1) / t.bm,
-                      min(g.batch, caps.maxComputeWorkGroupCount[2], 65535))
+        let groups = (min(nTiles, maxGroups(0)), (g.cout + t.bm - 1) / t.bm,
+                      min(g.batch, maxGroups(2)))
         try dispatch(kernel, constants: constants, push: Conv3DGeometry.push(g, x: x, weight: weight, cache: cache, out: out, bias: bias, residual: residual),
                      groups: groups, reads: [x, weight] + [bias, cache, residual].compactMap { $0 }, writes: [out],
                      label: label + " [coopmat \(emulated ? "emulated" : api.rawValue) \(t)]")

@@ -142,8 +142,7 @@ extension VulkanRecorder {
         ]
         // gather: tiles of BN voxels in output order; rows: BN voxels of one output row.
         let nTiles = gather ? (g.n + t.bn - 1) / t.bn : g.to * g.ho * ((g.wo + t.bn - 1) / t.bn)
-        let groups = (min(nTiles, caps.maxComputeWorkGroupCount[0], 65535), (g.cout + t.bm - 1) / t.bm,
-                      min(g.batch, caps.maxComputeWorkGroupCount[2], 65535))
+        let groups = (min(nTiles, maxGroups(0)), (g.cout + t.bm - 1) / t.bm, min(g.batch, maxGroups(2)))
         let kernel: Kernel
         switch (variant, emulated) {
         case (.gather, false): kernel = Kernel(name: "conv3d_cm2", spirv: SPIRV.conv3d_cm2)

@@ -64,7 +64,7 @@ extension CommandList {
             p.u32(rows)
             p.u32(len)
             p.u32(x.count)
-            let maxX = min(r.device.capabilities.maxComputeWorkGroupCount[0], 65535)
+            let maxX = r.maxGroups(0)
             let rowGroups = rows <= maxX ? (rows, 1, 1) : (maxX, (rows + maxX - 1) / maxX, 1)
             try r.dispatch(kernel, constants: [0, x.dtype.code, out.dtype.code, scaling == .perChannel ? 1 : 0],
                            push: p, groups: rowGroups, reads: [x], writes: [scales], label: "\(op) scales")

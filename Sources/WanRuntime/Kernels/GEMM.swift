@@ -305,7 +305,7 @@ extension CommandList {
                     transposeA ? 1 : 0, transposeB ? 1 : 0, bias != nil ? 1 : 0, residual != nil ? 1 : 0,
                     activation.code, scaleMode,
                 ]
-                let groups = ((n + t.bn - 1) / t.bn, (mm + t.bm - 1) / t.bm, min(nb, caps.maxComputeWorkGroupCount[2]))
+                let groups = ((n + t.bn - 1) / t.bn, (mm + t.bm - 1) / t.bm, min(nb, r.maxGroups(2)))
                 let kernel = coopmat2Emulated ? Kernel(name: "gemm_cm2_emulated", spirv: SPIRV.gemm_cm2_emulated)
                                               : Kernel(name: "gemm_cm2", spirv: SPIRV.gemm_cm2)
                 try r.dispatch(kernel, constants: constants,
@@ -332,7 +332,7 @@ extension CommandList {
                     c.vectorizable(a, contiguousLength: transposeA ? m : k) ? 1 : 0,
                     c.vectorizable(b, contiguousLength: transposeB ? k : n) ? 1 : 0,
                 ] + (coopmatEmulation.map { [$0.layout.rawValue] } ?? [])
-                let groups = ((n + t.bn - 1) / t.bn, (mm + t.bm - 1) / t.bm, min(nb, caps.maxComputeWorkGroupCount[2]))
+                let groups = ((n + t.bn - 1) / t.bn, (mm + t.bm - 1) / t.bm, min(nb, r.maxGroups(2)))
                 let api = CoopmatAPI.chosen(caps) ?? .nv
                 let kernel = emulated ? Kernel(name: "gemm_coopmat_emulated", spirv: SPIRV.gemm_coopmat_emulated) : api.gemmKernel
                 try r.dispatch(kernel, constants: constants,
@@ -361,7 +361,7 @@ extension CommandList {
                 scaleMode,
             ]
             let p = gemmPush(a, b, out, bias, residual, weightScale, mm, n, k, nb, strideA, strideB, strideOut, alpha)
-            let groups = ((n + t.bn - 1) / t.bn, (mm + t.bm - 1) / t.bm, min(nb, caps.maxComputeWorkGroupCount[2]))
+            let groups = ((n + t.bn - 1) / t.bn, (mm + t.bm - 1) / t.bm, min(nb, r.maxGroups(2)))
             try r.dispatch(Kernel(name: "gemm", spirv: SPIRV.gemm), constants: constants, push: p, groups: groups,
                            reads: [a, b] + [bias, residual, weightScale].compactMap { $0 }, writes: [out], label: label + " [\(t)]")
         }

@@ -27,6 +27,8 @@ final class VulkanRecorder: @unchecked Sendable {
     private var written: [(ObjectIdentifier, Range<Int>)] = []
     private var read: [(ObjectIdentifier, Range<Int>)] = []
     private var boundPipeline: VkPipeline?
+    /// A lower cap on `maxGroups` (tests set it so that workgroups loop over several tiles on small inputs).
+    var gridCap = Int.max
 
     init(device: VulkanDevice, profile: Bool) throws {
         self.device = device
@@ -151,11 +153,17 @@ final class VulkanRecorder: @unchecked Sendable {
         timed("copy \(count) bytes") { vkCmdCopyBuffer(cmd, a.buffer, b.buffer, 1, &region) }
     }
 
+    /// The most workgroups a dispatch puts on `axis` when its shader covers the rest by looping (grid-stride loops,
+    /// `linear_id()` over x and y): the device's limit, at most 65535, the count every Vulkan device supports.
+    func maxGroups(_ axis: Int) -> Int {
+        min(device.capabilities.maxComputeWorkGroupCount[axis], 65535, gridCap)
+    }
+
     /// Workgroups for `n` invocations of `local` threads each, spread over x and y so that no
     /// dimension exceeds the device limit (shaders index with `linear_id()` and bound-check).
     func grid1D(_ n: Int, local: Int) -> (Int, Int, Int) {
         let groups = max(1, (n + local - 1) / local)
-        let maxX = min(device.capabilities.maxComputeWorkGroupCount[0], 65535)
+        let maxX = maxGroups(0)
         if groups <= maxX { return (groups, 1, 1) }
         return (maxX, (groups + maxX - 1) / maxX, 1)
     }
