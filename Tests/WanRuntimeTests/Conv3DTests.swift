@@ -366,6 +366,21 @@ private func concatFrames(_ parts: [(values: [Float], frames: Int)], channels: I
     }
 
     /// Wrong shapes, dtypes, caches and devices throw RuntimeErrors.
+    /// A K loop (Cin·taps) beyond a CPU driver's loop budget is a clear error there (lavapipe computed Cin 2600 wrong,
+    /// relative error 0.5); GPUs compute it against the CPU.
+    @Test func loopBudgetOnCPUDrivers() throws {
+        guard let vk = try TestDevices.vulkan(), let caps = vk.vulkan?.capabilities else { return }
+        let c = ConvCase(cin: 2600, cout: 8, t: 1, h: 4, w: 4)
+        guard caps.isSoftware else {
+            try check(c, devices: [TestDevices.cpu, vk], seed: 92)
+            return
+        }
+        let d = try makeData(c, seed: 92)
+        let error = #expect(throws: RuntimeError.self) { _ = try run(c, d, on: vk) }
+        guard case .invalidArgument(let message)? = error else { return }
+        #expect(message.contains("loop iterations") && message.contains("K = 70200"), "\(message)")
+    }
+
     @Test func invalidArguments() throws {
         let d = TestDevices.cpu
         let p = Conv3DParams.causal3

@@ -275,6 +275,33 @@ private func check(_ c: GEMMCase, devices: [Device], seed: UInt64 = 1, sourceLoc
     }
 
     /// Bad shapes, dtypes, layouts and devices throw.
+    /// A K loop beyond a CPU driver's loop budget (lavapipe stops an invocation's loops after 65535 iterations and
+    /// computed this product wrong, relative error 0.5) is a clear error there; GPUs compute it.
+    @Test func loopBudgetOnCPUDrivers() throws {
+        guard let vk = try TestDevices.vulkan(), let caps = vk.vulkan?.capabilities else { return }
+        let k = 60000
+        var rng = TestRandom(seed: 90)
+        let a = rng.floats(8 * k), b = rng.floats(8 * k)
+        var results: [[Float]] = []
+        for d in [TestDevices.cpu, vk] {
+            let at = try d.tensor(a, shape: [8, k]), bt = try d.tensor(b, shape: [8, k]), out = try d.empty([8, 8])
+            let cl = try CommandList(device: d)
+            if d === vk && caps.isSoftware {
+                let error = #expect(throws: RuntimeError.self) { try cl.gemm(at, bt, out: out, transposeB: true) }
+                guard case .invalidArgument(let message)? = error else { return }
+                #expect(message.contains("loop iterations") && message.contains("CPU backend"), "\(message)")
+                // Within the budget it runs.
+                let k2 = 20000
+                try check(GEMMCase(m: 8, n: 8, k: k2, transB: true), devices: [vk], seed: 91)
+                return
+            }
+            try cl.gemm(at, bt, out: out, transposeB: true)
+            try cl.run()
+            results.append(try d.read(out))
+        }
+        #expect(maxRelativeError(results[1], results[0]) <= 1e-4)
+    }
+
     @Test func invalidArguments() throws {
         for device in try TestDevices.all() {
             let list = try CommandList(device: device)

@@ -82,10 +82,6 @@ struct AttentionTile: Sendable, Hashable, CustomStringConvertible {
         return m
     }
 
-    /// The loop iterations a shader invocation gets on llvmpipe (lavapipe): Mesa ends every loop of an invocation,
-    /// silently, once all its loops together have iterated this often (LP_MAX_TGSI_LOOP_ITERATIONS).
-    static let softwareLoopBudget = 65535
-
     /// Loop iterations per key block and invocation, counted generously: twice the loops the shader keeps on CPU
     /// drivers (the key block, head-dim slices and their steps, the partial maxima and sums, key slices and their
     /// steps) plus every element loop of a partial load.
@@ -99,15 +95,14 @@ struct AttentionTile: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Keys per dispatch: every key (nil) on GPUs; on CPU Vulkan drivers a multiple of `bc` that keeps an invocation
-    /// within `softwareLoopBudget` (less a margin for the rest of the shader) when it loops `gridIterations` times
+    /// within `LoopBudget` (less a margin for the rest of the shader) when it loops `gridIterations` times
     /// over query blocks and batches.
     func keysPerDispatch(_ caps: Capabilities, headDim d: Int, mapping m: Mapping, gridIterations: Int) throws -> Int? {
         guard caps.isSoftware else { return nil }
         let perBlock = loopIterationsPerKeyBlock(headDim: d, mapping: m) * gridIterations
-        let blocks = (AttentionTile.softwareLoopBudget - 2048) / perBlock
-        guard blocks >= 1 else {
-            throw RuntimeError.invalidArgument("attention: \(gridIterations) query blocks per workgroup exceed what \(caps.deviceName) runs in one invocation (its loops stop after \(AttentionTile.softwareLoopBudget) iterations)")
-        }
+        let blocks = (LoopBudget.iterations - 2048) / perBlock
+        try LoopBudget.check(caps, estimate: blocks >= 1 ? 0 : perBlock + 2048, op: "attention",
+                             what: "\(gridIterations) query blocks per workgroup")
         return blocks * bc
     }
 
