@@ -28,6 +28,7 @@
 // silently stop early.
 #extension GL_GOOGLE_include_directive : enable
 #extension GL_EXT_control_flow_attributes : enable
+#extension GL_KHR_memory_scope_semantics : require
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -165,6 +166,9 @@ void main() {
                         if (q0 + row < Lq) m1[c * 4u + i] = sf.v[(stateRow0 + row) * STATE_ROW + DP];
                     }
                 }
+                // Every read of the state happens before the writes at the end (invocations share rows).
+                controlBarrier(gl_ScopeWorkgroup, gl_ScopeWorkgroup, gl_StorageSemanticsBuffer | gl_StorageSemanticsShared,
+                               gl_SemanticsAcquireRelease);
             }
 
             for (uint k0 = p.kBegin; k0 < kStop; k0 += BC) {

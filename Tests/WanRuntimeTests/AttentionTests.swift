@@ -205,15 +205,27 @@ private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol:
     @Test func keysSplitOverDispatches() throws {
         guard let vk = try TestDevices.vulkan() else { return }
         let tiny = AttentionTile(br: 16, bc: 16, threads: 16, dk: 8, ck: 8)
-        try check(AttentionCase(batch: 2, lq: 37, lk: 131, heads: 2, d: 64, tile: .small, keysPerDispatch: 64), devices: [vk], seed: 40)
-        try check(AttentionCase(batch: 3, lq: 21, lk: 100, heads: 3, d: 12, lengths: [100, 100, 33], tile: tiny, keysPerDispatch: 32),
+        // The scalar kernel pinned (16-bit inputs would take the tensor cores on GPUs that have them).
+        func scalar(_ c: AttentionCase) -> AttentionCase {
+            var c = c
+            (c.coopmat, c.coopmat2) = (false, false)
+            return c
+        }
+        try check(scalar(AttentionCase(batch: 2, lq: 37, lk: 131, heads: 2, d: 64, tile: .small, keysPerDispatch: 64)), devices: [vk], seed: 40)
+        try check(scalar(AttentionCase(batch: 3, lq: 21, lk: 100, heads: 3, d: 12, lengths: [100, 100, 33], tile: tiny, keysPerDispatch: 32)),
                   devices: [vk], seed: 41)
-        try check(AttentionCase(batch: 1, lq: 45, lk: 45, heads: 2, d: 16, qType: .bf16, kType: .bf16, vType: .bf16, outType: .bf16,
-                                fused: true, tile: tiny, keysPerDispatch: 16), devices: [vk], seed: 42)
-        try check(AttentionCase(batch: 3, lq: 70, lk: 29, heads: 2, d: 16, qType: .f16, kType: .f16, vType: .f16, outType: .f16,
-                                headMajorKV: true, tile: tiny, gridCap: 2, keysPerDispatch: 16), devices: [vk], seed: 43)
-        // Keys per dispatch must be whole key blocks.
-        #expect(throws: RuntimeError.self) { try check(AttentionCase(tile: tiny, keysPerDispatch: 24), devices: [vk]) }
+        try check(scalar(AttentionCase(batch: 1, lq: 45, lk: 45, heads: 2, d: 16, qType: .bf16, kType: .bf16, vType: .bf16, outType: .bf16,
+                                       fused: true, tile: tiny, keysPerDispatch: 16)), devices: [vk], seed: 42)
+        try check(scalar(AttentionCase(batch: 3, lq: 70, lk: 29, heads: 2, d: 16, qType: .f16, kType: .f16, vType: .f16, outType: .f16,
+                                       headMajorKV: true, tile: tiny, gridCap: 2, keysPerDispatch: 16)), devices: [vk], seed: 43)
+        // 8 phase-1 rows and 16 phase-3 rows per thread (several register groups restored), a head dim padded to 4.
+        try check(scalar(AttentionCase(batch: 2, lq: 70, lk: 100, heads: 2, d: 20, tile: AttentionTile(br: 64, bc: 32, threads: 32),
+                                       keysPerDispatch: 32)), devices: [vk], seed: 45)
+        // Keys per dispatch must be whole key blocks, and only the scalar kernel splits them.
+        #expect(throws: RuntimeError.self) { try check(scalar(AttentionCase(tile: tiny, keysPerDispatch: 24)), devices: [vk]) }
+        var forced = AttentionCase(d: 64, qType: .f16, kType: .f16, vType: .f16, keysPerDispatch: 32)
+        forced.coopmat2Emulated = true
+        #expect(throws: RuntimeError.self) { try check(forced, devices: [vk]) }
         // The policy: every key at once on GPUs; on CPU drivers whole key blocks within the loop budget.
         guard let caps = vk.vulkan?.capabilities, let m = AttentionTile.small.mapping(headDim: 128) else { return }
         var gpu = caps
@@ -226,8 +238,10 @@ private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol:
         let fewer = try #require(try AttentionTile.small.keysPerDispatch(cpu, headDim: 128, mapping: m, gridIterations: 3))
         #expect(fewer < keys)
         #expect(throws: RuntimeError.self) { try AttentionTile.small.keysPerDispatch(cpu, headDim: 128, mapping: m, gridIterations: 100_000) }
-        // A long key loop on this device, split by the policy where it is a CPU driver (lavapipe in CI).
+        // A long key loop on this device, split by the policy where it is a CPU driver (lavapipe in CI); then with
+        // workgroups looping over 2 query blocks and 2 batches (4 times the loops per key: fewer keys per dispatch).
         try check(AttentionCase(batch: 1, lq: 40, lk: 20000, heads: 1, d: 128), devices: [vk], seed: 44)
+        try check(AttentionCase(batch: 2, lq: 40, lk: 12000, heads: 1, d: 128, gridCap: 1), devices: [vk], seed: 46)
         TestDevices.checkValidation()
     }
 

@@ -32,7 +32,8 @@ public final class CommandList: @unchecked Sendable {
     }
 
     /// Caps the workgroups each later Vulkan dispatch puts on an axis its shader loops over (no effect on the CPU):
-    /// a test hook that makes every workgroup of a grid-stride kernel process several tiles on small inputs.
+    /// a test hook that makes every workgroup of a grid-stride kernel process several tiles on small inputs (1-D grids
+    /// spread into y instead, where a tiny cap can exceed the device's y limit: a dispatch error).
     func capGrid(_ groups: Int) {
         if case let .vulkan(r) = impl { r.gridCap = max(1, groups) }
     }

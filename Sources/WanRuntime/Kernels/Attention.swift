@@ -264,6 +264,8 @@ extension CommandList {
     /// `coopmatTile` its tile (nil: `WAN_ATTN_COOPMAT_TILE` or the default); `cpuBlocks` runs the CPU's blocked
     /// variant with those blocks, `cpuWideBlocks` its wide variant. `coopmatEmulation` runs the tensor-core
     /// shader with emulated cooperative matrices (tests on devices without them; default tile `emulatedTile`).
+    /// `keysPerDispatch` splits the scalar Vulkan kernel's keys over dispatches of that many (a multiple of its key
+    /// block; nil: the policy, which splits only on CPU drivers); any other kernel refuses it, the CPU ignores it.
     func attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, scale: Float?, keyLengths: [Int]?,
                    tile: AttentionTile?, cpuBlocks: (queries: Int, keys: Int)?, fp16Compute: Bool = false,
                    coopmat: Bool? = nil, coopmatTile: AttentionCoopmat.Tile? = nil,
@@ -446,8 +448,12 @@ extension CommandList {
                 throw RuntimeError.invalidArgument("\(op): only the scalar kernel splits its keys over dispatches")
             }
             // fp32 (O, max, sum) per query row between the dispatches of split keys (attention.comp's STATE_ROW).
-            let stateRow = AttentionTile.paddedHeadDim(d) + 4
-            let state = try keysPerDispatch.flatMap { n in lengths.contains { $0 > n } ? try device.empty([batch * heads * lq * stateRow]) : nil }
+            let stateFloats = batch * heads * lq * (AttentionTile.paddedHeadDim(d) + 4)
+            let split = keysPerDispatch.map { n in lengths.contains { $0 > n } } ?? false
+            guard !split || stateFloats <= Int(UInt32.max) else {
+                throw RuntimeError.invalidArgument("\(op): \(stateFloats) floats of split-key state exceed the shader's 32-bit indexing")
+            }
+            let state = split ? try r.attentionState(floats: stateFloats, device: device) : nil
             let queryBlocks = (lq + rowsPerGroup - 1) / rowsPerGroup
             // One dispatch per run of batches with the same key length (the shader masks by push constant), and per
             // range of keys where they are split (each but the first resumes from the state, each but the last leaves it).

@@ -29,6 +29,17 @@ final class VulkanRecorder: @unchecked Sendable {
     private var boundPipeline: VkPipeline?
     /// A lower cap on `maxGroups` (tests set it so that workgroups loop over several tiles on small inputs).
     var gridCap = Int.max
+    /// The fp32 state that split-key attentions carry between their dispatches (CPU drivers): one buffer per list,
+    /// reused by every attention recorded into it (barriers order them), replaced by a larger one when needed.
+    private var attentionState: Tensor?
+
+    /// A state buffer of at least `floats` fp32 values for a split-key attention (see `attentionState`).
+    func attentionState(floats: Int, device owner: Device) throws -> Tensor {
+        if let s = attentionState, s.count >= floats { return s }
+        let s = try owner.empty([floats])
+        attentionState = s
+        return s
+    }
 
     init(device: VulkanDevice, profile: Bool) throws {
         self.device = device
