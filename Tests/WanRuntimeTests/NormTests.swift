@@ -409,6 +409,39 @@ import Testing
         TestDevices.checkValidation()
     }
 
+    /// Rows so long that a row kernel's loops would pass a CPU driver's loop budget (lavapipe stops an invocation's loops
+    /// after 65535 iterations: 256 threads walking a softmax row of 6M elements three times need ~70k) are a clear
+    /// error there; a row of 5M runs and matches the CPU. GPUs run both.
+    @Test func loopBudgetOnCPUDrivers() throws {
+        guard let vk = try TestDevices.vulkan(), let caps = vk.vulkan?.capabilities else { return }
+        for n in [5_000_000, 6_000_000] {
+            let values = (0..<n).map { Float($0 % 1000) * 0.001 }
+            var results: [[Float]] = []
+            for d in [TestDevices.cpu, vk] {
+                let x = try d.tensor(values, shape: [1, n]), y = try d.empty([1, n])
+                let cl = try CommandList(device: d)
+                if d === vk && caps.isSoftware && n > 5_000_000 {
+                    let error = #expect(throws: RuntimeError.self) { try cl.softmax(x, out: y) }
+                    guard case .invalidArgument(let message)? = error else {
+                        Issue.record("expected an invalid-argument error, got \(String(describing: error))")
+                        break
+                    }
+                    #expect(message.contains("loop iterations") && message.contains("6000000"), "\(message)")
+                    for (what, body) in [("reduce", { try cl.reduce(.sum, try vk.tensor([Float](repeating: 1, count: 17_000_000), shape: [1, 17_000_000]),
+                                                                    out: try vk.empty([1])) }),
+                                         ("layerNorm", { try cl.layerNorm(x, weight: nil, bias: nil, eps: 1e-5, out: y) })] as [(String, () throws -> Void)] {
+                        #expect(throws: RuntimeError.self, "\(what)") { try body() }
+                    }
+                    break
+                }
+                try cl.softmax(x, out: y)
+                try cl.run()
+                results.append(try d.read(y))
+            }
+            if results.count == 2 { #expect(maxRelativeError(results[1], results[0]) <= 1e-4, "n \(n)") }
+        }
+    }
+
     // MARK: errors
 
     @Test func badInputsThrow() throws {

@@ -73,6 +73,9 @@ extension CommandList {
             let columns = inner > 1
             let tpr = columns ? 1 : RowKernels.threadsPerRow(n)
             let cache = columns ? 1 : RowKernels.cache(n, threadsPerRow: tpr)
+            // Rows: mean, variance (or mean square) and the write; across a strided axis one thread walks it 4 times.
+            try LoopBudget.check(r.device.capabilities, estimate: LoopBudget.rowPasses(columns ? 4 : 3, n: n, threadsPerRow: tpr),
+                                 op: op, what: "\(n) elements per normalized vector")
             var p = PushConstants()
             p.address(x)
             p.address(out)

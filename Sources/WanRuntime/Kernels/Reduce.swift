@@ -78,6 +78,8 @@ extension CommandList {
             }
         case let .vulkan(r):
             let tpr = RowKernels.threadsPerRow(n)
+            try LoopBudget.check(r.device.capabilities, estimate: LoopBudget.rowPasses(1, n: n, threadsPerRow: tpr), op: name,
+                                 what: "a row of \(n) elements")
             var p = PushConstants()
             p.address(x)
             p.address(out)

@@ -39,6 +39,8 @@ extension CommandList {
         case let .vulkan(r):
             let tpr = RowKernels.threadsPerRow(n)
             let cache = RowKernels.cache(n, threadsPerRow: tpr)
+            try LoopBudget.check(r.device.capabilities, estimate: LoopBudget.rowPasses(3, n: n, threadsPerRow: tpr), op: name,
+                                 what: "a row of \(n) elements")
             var p = PushConstants()
             p.address(x)
             p.address(out)

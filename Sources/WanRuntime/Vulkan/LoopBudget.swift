@@ -17,4 +17,8 @@ enum LoopBudget {
     /// Loop iterations of one K slice of the tiled GEMM and convolution shaders: the slice loop, its BK steps unless
     /// unrolled, and the element loops of partial loads (calibrated on lavapipe: wrong results from K ≈ 56000 at BK 16).
     static func perKSlice(bk: Int, unrolled: Bool) -> Int { (unrolled ? 0 : bk) + 6 }
+
+    /// Loop iterations of a row kernel (reduce, softmax, norms) whose `threadsPerRow` threads walk a row of `n` elements
+    /// `passes` times, plus the tree reductions between passes.
+    static func rowPasses(_ passes: Int, n: Int, threadsPerRow t: Int) -> Int { passes * ((n + t - 1) / t) + 64 }
 }
