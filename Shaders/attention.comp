@@ -124,7 +124,7 @@ void main() {
     const bool active3 = tid < T3X * T3Y;
     const uint h = gl_WorkGroupID.y;
     const uint Lq = p.Lq, kvLen = p.kvLen;
-    const uint queryBlocks = (Lq + BR - 1u) / BR;
+    const uint queryBlocks = min((Lq + BR - 1u) / BR, p.qbEnd);   // this dispatch: blocks qbBegin ..< queryBlocks
     const bool resume = p.kBegin > 0u, finish = p.kEnd >= kvLen;
     const uint kStop = min(p.kEnd, kvLen);
 
@@ -134,7 +134,7 @@ void main() {
         const uint64_t kHead = p.k + uint64_t(b * p.ksB + h * p.ksH) * dt_bytes(K_DT);
         const uint64_t vHead = p.v + uint64_t(b * p.vsB + h * p.vsH) * dt_bytes(V_DT);
 
-        for (uint qb = gl_WorkGroupID.x; qb < queryBlocks; qb += gl_NumWorkGroups.x) {
+        for (uint qb = p.qbBegin + gl_WorkGroupID.x; qb < queryBlocks; qb += gl_NumWorkGroups.x) {
             const uint q0 = qb * BR;
 
             vec4 O[TM2 * (TN2 / 4u)];

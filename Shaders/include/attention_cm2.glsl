@@ -66,7 +66,7 @@ float combine_sum(const in float a, const in float b) { return a + b; }
 void main() {
     const uint h = gl_WorkGroupID.y;
     const uint Lq = p.Lq, kvLen = p.kvLen;
-    const uint queryBlocks = (Lq + BR - 1u) / BR;
+    const uint queryBlocks = min((Lq + BR - 1u) / BR, p.qbEnd);   // this dispatch: blocks qbBegin ..< queryBlocks
     // Row strides (a length-1 dimension has stride 0; the layouts want at least the row's length).
     const uint qStride = max(p.qsL, HD), kStride = max(p.ksL, HD), vStride = max(p.vsL, HD), oStride = p.H * HD;
 
@@ -77,7 +77,7 @@ void main() {
         const uint64_t vHead = p.v + uint64_t(b * p.vsB + h * p.vsH) * uint64_t(dt_size(V_DT));
         const uint64_t oHead = p.o + uint64_t((b * Lq * p.H + h) * HD) * uint64_t(dt_size(O_DT));
 
-        for (uint qb = gl_WorkGroupID.x; qb < queryBlocks; qb += gl_NumWorkGroups.x) {
+        for (uint qb = p.qbBegin + gl_WorkGroupID.x; qb < queryBlocks; qb += gl_NumWorkGroups.x) {
             const uint q0 = qb * BR;
             CM2_A(BR, HD) Q;
             LOAD_ROWS(Q, BR, HD, Q_DT, qHead, Lq, qStride, q0, false);

@@ -47,7 +47,7 @@ void main() {
     const uint sg = CM_SG, lane = CM_LANE;
     const uint h = gl_WorkGroupID.y;
     const uint Lq = p.Lq, kvLen = p.kvLen;
-    const uint queryBlocks = (Lq + BR - 1u) / BR;
+    const uint queryBlocks = min((Lq + BR - 1u) / BR, p.qbEnd);   // this dispatch: blocks qbBegin ..< queryBlocks
     // Softmax lanes: row `sr` of this subgroup, keys [half·HALF, (half+1)·HALF) of the block.
     const uint sr = lane >> 1, half_ = lane & 1u;
 
@@ -62,7 +62,7 @@ void main() {
         const uint64_t kHead = head_base(p.k, b, h, p.ksB, p.ksH, K_DT);
         const uint64_t vHead = head_base(p.v, b, h, p.vsB, p.vsH, V_DT);
 
-        for (uint qb = gl_WorkGroupID.x; qb < queryBlocks; qb += gl_NumWorkGroups.x) {
+        for (uint qb = p.qbBegin + gl_WorkGroupID.x; qb < queryBlocks; qb += gl_NumWorkGroups.x) {
             const uint q0 = qb * BR;
 
             // Q of this subgroup's rows into registers.

@@ -44,7 +44,7 @@ void main() {
     const uint sg = CM_SG;
     const uint h = gl_WorkGroupID.y;
     const uint Lq = p.Lq, kvLen = p.kvLen;
-    const uint queryBlocks = (Lq + BR - 1u) / BR;
+    const uint queryBlocks = min((Lq + BR - 1u) / BR, p.qbEnd);   // this dispatch: blocks qbBegin ..< queryBlocks
 
     for (uint i = tid; i < 256u; i += WG) {
         ids[i] = float(i / 16u);
@@ -61,7 +61,7 @@ void main() {
         const uint64_t kHead = head_base(p.k, b, h, p.ksB, p.ksH, K_DT);
         const uint64_t vHead = head_base(p.v, b, h, p.vsB, p.vsH, V_DT);
 
-        for (uint qb = gl_WorkGroupID.x; qb < queryBlocks; qb += gl_NumWorkGroups.x) {
+        for (uint qb = p.qbBegin + gl_WorkGroupID.x; qb < queryBlocks; qb += gl_NumWorkGroups.x) {
             const uint q0 = qb * BR;
 
             // Q of this subgroup's rows into registers.

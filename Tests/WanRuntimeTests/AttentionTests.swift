@@ -33,6 +33,8 @@ private struct AttentionCase: CustomStringConvertible {
     var gridCap: Int?
     /// The scalar kernel's keys per dispatch (Vulkan; nil: the policy, which splits only on CPU drivers).
     var keysPerDispatch: Int?
+    /// Query blocks per dispatch (Vulkan, every kernel; nil: the policy, which splits only very long attentions).
+    var queryBlocksPerDispatch: Int?
 
     var description: String {
         "B\(batch) Lq\(lq) Lk\(lk) H\(heads) D\(d) \(qType),\(kType),\(vType)->\(outType)"
@@ -45,6 +47,7 @@ private struct AttentionCase: CustomStringConvertible {
             + (coopmat2.map { $0 ? " coopmat2" : " no coopmat2" } ?? "") + (coopmat2Tile.map { " \($0)" } ?? "")
             + (coopmat2Emulated ? " coopmat2 emulated" : "") + (gridCap.map { " grid cap \($0)" } ?? "")
             + (keysPerDispatch.map { " \($0) keys per dispatch" } ?? "")
+            + (queryBlocksPerDispatch.map { " \($0) query blocks per dispatch" } ?? "")
     }
 }
 
@@ -105,7 +108,8 @@ private func runCase(_ c: AttentionCase, on devices: [Device], seed: UInt64) thr
                            coopmat: device.isCPU ? nil : c.coopmat, coopmatTile: c.coopmatTile, cpuWideBlocks: c.cpuWide,
                            coopmatEmulation: device.isCPU ? nil : c.emulation, coopmatSoftmax: c.softmax,
                            coopmat2: device.isCPU ? nil : c.coopmat2, coopmat2Tile: c.coopmat2Tile,
-                           coopmat2Emulated: !device.isCPU && c.coopmat2Emulated, keysPerDispatch: device.isCPU ? nil : c.keysPerDispatch)
+                           coopmat2Emulated: !device.isCPU && c.coopmat2Emulated, keysPerDispatch: device.isCPU ? nil : c.keysPerDispatch,
+                           queryBlocksPerDispatch: device.isCPU ? nil : c.queryBlocksPerDispatch)
         try list.run()
         got.append(try device.read(out))
     }
@@ -218,6 +222,9 @@ private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol:
                                        fused: true, tile: tiny, keysPerDispatch: 16)), devices: [vk], seed: 42)
         try check(scalar(AttentionCase(batch: 3, lq: 70, lk: 29, heads: 2, d: 16, qType: .f16, kType: .f16, vType: .f16, outType: .f16,
                                        headMajorKV: true, tile: tiny, gridCap: 2, keysPerDispatch: 16)), devices: [vk], seed: 43)
+        // Query blocks split over dispatches too (5 blocks in 3 dispatches, each with its key ranges), masked per batch.
+        try check(scalar(AttentionCase(batch: 3, lq: 70, lk: 100, heads: 2, d: 16, lengths: [100, 100, 40], tile: tiny, keysPerDispatch: 32,
+                                       queryBlocksPerDispatch: 2)), devices: [vk], seed: 47)
         // 8 phase-1 rows and 16 phase-3 rows per thread (several register groups restored), a head dim padded to 4.
         try check(scalar(AttentionCase(batch: 2, lq: 70, lk: 100, heads: 2, d: 20, tile: AttentionTile(br: 64, bc: 32, threads: 32),
                                        keysPerDispatch: 32)), devices: [vk], seed: 45)
@@ -297,6 +304,18 @@ private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol:
     }
 
     /// The tile policy: WAN_ATTN_TILE syntax, the thread mappings, shared-memory limits, the choice per device kind.
+    /// Long attentions are split over dispatches of at most 2 TFLOP (query blocks): Wan 14B's self-attention at 720p
+    /// (117 TFLOP) in 60 dispatches of 20 blocks, 1.3B's at 480p in 4, the test sizes in one; a forced split is positive.
+    @Test func dispatchSplitPolicy() throws {
+        #expect(AttentionDispatchSplit.queryBlocks(rows: 64, keys: 75600, headDim: 128, heads: 40, batches: 1) == 20)
+        #expect(AttentionDispatchSplit.queryBlocks(rows: 64, keys: 32760, headDim: 128, heads: 12, batches: 1) == 155)
+        #expect(AttentionDispatchSplit.queryBlocks(rows: 64, keys: 512, headDim: 128, heads: 12, batches: 2) >= 512)
+        #expect(AttentionDispatchSplit.queryBlocks(rows: 64, keys: 1 << 30, headDim: 256, heads: 64, batches: 8) == 1)
+        #expect(AttentionDispatchSplit.queryBlocks(rows: 64, keys: 0, headDim: 128, heads: 12, batches: 1) == 1)
+        guard let vk = try TestDevices.vulkan() else { return }
+        #expect(throws: RuntimeError.self) { try check(AttentionCase(queryBlocksPerDispatch: 0), devices: [vk]) }
+    }
+
     @Test func tilePolicy() throws {
         #expect(throws: RuntimeError.self) { try AttentionTile(parsing: "64x64") }
         #expect(throws: RuntimeError.self) { try AttentionTile(parsing: "64xAx128") }
@@ -459,6 +478,9 @@ private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol:
                               magnitude: 4), seed: 9)
         // Workgroups looping over query blocks and batches (at most 2 workgroups on each).
         try run(AttentionCase(batch: 3, lq: 150, lk: 45, heads: 2, d: 32, qType: .f16, kType: .f16, vType: .f16, gridCap: 2), seed: 10)
+        // Query blocks split over dispatches (AttentionDispatchSplit, forced: 2 blocks each), masked per batch.
+        try run(AttentionCase(batch: 2, lq: 150, lk: 77, heads: 2, d: 64, qType: .f16, kType: .f16, vType: .f16, lengths: [77, 30],
+                              queryBlocksPerDispatch: 2), seed: 11)
         // Other tiles (for tuning through WAN_ATTN_COOPMAT_TILE): fewer/more query rows, other key blocks.
         var ran = 0
         for (i, text) in ["4x64", "2x64", "4x32", "1x128", "8x32", "1x32"].enumerated() {
@@ -596,6 +618,9 @@ private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol:
         try run(AttentionCase(batch: 1, lq: 64, lk: 96, heads: 1, d: 64, qType: .f16, kType: .f16, vType: .f16, magnitude: 4), seed: 10)
         // Workgroups looping over query blocks and batches (at most 2 workgroups on each).
         try run(AttentionCase(batch: 3, lq: 150, lk: 45, heads: 2, d: 32, qType: .f16, kType: .f16, vType: .f16, gridCap: 2), seed: 12)
+        // Query blocks split over dispatches (AttentionDispatchSplit, forced: 2 blocks each), masked per batch.
+        try run(AttentionCase(batch: 2, lq: 150, lk: 77, heads: 2, d: 64, qType: .f16, kType: .f16, vType: .f16, lengths: [77, 30],
+                              queryBlocksPerDispatch: 2), seed: 13)
         // Head dim 256 (small tile emulated: the emulation's scratch grows with the head dim).
         var wide = AttentionCase(batch: 1, lq: 40, lk: 50, heads: 2, d: 256, qType: .f16, kType: .f16, vType: .f16)
         if emulated { wide.coopmat2Tile = AttentionCoopmat2.Tile(br: 16, bc: 16) }

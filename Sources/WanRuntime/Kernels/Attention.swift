@@ -266,13 +266,15 @@ extension CommandList {
     /// shader with emulated cooperative matrices (tests on devices without them; default tile `emulatedTile`).
     /// `keysPerDispatch` splits the scalar Vulkan kernel's keys over dispatches of that many (a multiple of its key
     /// block; nil: the policy, which splits only on CPU drivers); any other kernel refuses it, the CPU ignores it.
+    /// `queryBlocksPerDispatch` splits any Vulkan kernel's query blocks over dispatches of that many (nil: the policy,
+    /// `AttentionDispatchSplit`).
     func attention(q: Tensor, k: Tensor, v: Tensor, out: Tensor, scale: Float?, keyLengths: [Int]?,
                    tile: AttentionTile?, cpuBlocks: (queries: Int, keys: Int)?, fp16Compute: Bool = false,
                    coopmat: Bool? = nil, coopmatTile: AttentionCoopmat.Tile? = nil,
                    cpuWideBlocks: (queries: Int, keys: Int)? = nil, coopmatEmulation: CoopmatEmulation? = nil,
                    coopmatSoftmax: AttentionCoopmat.Softmax? = nil, coopmat2: Bool? = nil,
                    coopmat2Tile: AttentionCoopmat2.Tile? = nil, coopmat2Emulated: Bool = false,
-                   keysPerDispatch forcedKeys: Int? = nil) throws {
+                   keysPerDispatch forcedKeys: Int? = nil, queryBlocksPerDispatch forcedBlocks: Int? = nil) throws {
         let op = "attention"
         try checkDevice([q, k, v, out], op: op)
         for (name, t) in [("q", q), ("k", k), ("v", v), ("out", out)] {
@@ -455,41 +457,54 @@ extension CommandList {
             }
             let state = split ? try r.attentionState(floats: stateFloats, device: device) : nil
             let queryBlocks = (lq + rowsPerGroup - 1) / rowsPerGroup
-            // One dispatch per run of batches with the same key length (the shader masks by push constant), and per
-            // range of keys where they are split (each but the first resumes from the state, each but the last leaves it).
+            if let forcedBlocks, forcedBlocks < 1 {
+                throw RuntimeError.invalidArgument("\(op): query blocks per dispatch must be positive, got \(forcedBlocks)")
+            }
+            // One dispatch per run of batches with the same key length (the shader masks by push constant), per range of
+            // query blocks (AttentionDispatchSplit), and per range of keys where they are split (each but the first
+            // resumes from the state, each but the last leaves it).
             var b0 = 0
             while b0 < batch {
                 var b1 = b0 + 1
                 while b1 < batch && lengths[b1] == lengths[b0] { b1 += 1 }
                 let kvLen = lengths[b0]
-                var kBegin = 0
-                repeat {
-                    let kEnd = keysPerDispatch.map { min(kBegin + $0, kvLen) } ?? kvLen
-                    var p = PushConstants()
-                    p.address(q)
-                    p.address(k)
-                    p.address(v)
-                    p.address(out)
-                    for st in [qs, ks, vs] { for x in st { p.u32(x) } }
-                    p.u32(lq)
-                    p.u32(kvLen)
-                    p.u32(heads)
-                    p.u32(b0)
-                    p.u32(b1 - b0)
-                    p.f32(s * Float(M_LOG2E))
-                    p.u32(kBegin)
-                    p.u32(kEnd)
-                    p.u64(state?.deviceAddress ?? 0)
-                    let groups = (min(queryBlocks, r.maxGroups(0)), heads,
-                                  min(b1 - b0, r.maxGroups(2)))
-                    let written = try out.sliced(dim: 0, b0..<b1)
-                    let range = kBegin == 0 && kEnd == kvLen ? "" : " keys \(kBegin)..<\(kEnd)"
-                    try r.dispatch(kernel, constants: constants, push: p, groups: groups,
-                                   reads: [q, k, v] + (kBegin > 0 ? [state].compactMap { $0 } : []),
-                                   writes: kEnd < kvLen ? [state].compactMap { $0 } : [written],
-                                   label: label + (masked ? " keys \(kvLen)" : "") + range + " [\(tileLabel)]")
-                    kBegin = kEnd
-                } while kBegin < kvLen
+                let blocksPerDispatch = forcedBlocks ?? AttentionDispatchSplit.queryBlocks(rows: rowsPerGroup, keys: kvLen, headDim: d,
+                                                                                            heads: heads, batches: b1 - b0)
+                var qb0 = 0
+                while qb0 < queryBlocks {
+                    let qb1 = min(qb0 + blocksPerDispatch, queryBlocks)
+                    var kBegin = 0
+                    repeat {
+                        let kEnd = keysPerDispatch.map { min(kBegin + $0, kvLen) } ?? kvLen
+                        var p = PushConstants()
+                        p.address(q)
+                        p.address(k)
+                        p.address(v)
+                        p.address(out)
+                        for st in [qs, ks, vs] { for x in st { p.u32(x) } }
+                        p.u32(lq)
+                        p.u32(kvLen)
+                        p.u32(heads)
+                        p.u32(b0)
+                        p.u32(b1 - b0)
+                        p.f32(s * Float(M_LOG2E))
+                        p.u32(kBegin)
+                        p.u32(kEnd)
+                        p.u64(state?.deviceAddress ?? 0)
+                        p.u32(qb0)
+                        p.u32(qb1)
+                        let groups = (min(qb1 - qb0, r.maxGroups(0)), heads, min(b1 - b0, r.maxGroups(2)))
+                        let rows = qb0 * rowsPerGroup..<min(lq, qb1 * rowsPerGroup)
+                        let written = try out.sliced(dim: 0, b0..<b1).sliced(dim: 1, rows)
+                        let range = (rows.count == lq ? "" : " queries \(rows)") + (kBegin == 0 && kEnd == kvLen ? "" : " keys \(kBegin)..<\(kEnd)")
+                        try r.dispatch(kernel, constants: constants, push: p, groups: groups,
+                                       reads: [q, k, v] + (kBegin > 0 ? [state].compactMap { $0 } : []),
+                                       writes: kEnd < kvLen ? [state].compactMap { $0 } : [written],
+                                       label: label + (masked ? " keys \(kvLen)" : "") + range + " [\(tileLabel)]")
+                        kBegin = kEnd
+                    } while kBegin < kvLen
+                    qb0 = qb1
+                }
                 b0 = b1
             }
         }
