@@ -303,7 +303,6 @@ private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol:
         TestDevices.checkValidation()
     }
 
-    /// The tile policy: WAN_ATTN_TILE syntax, the thread mappings, shared-memory limits, the choice per device kind.
     /// Long attentions are split over dispatches of at most 2 TFLOP (query blocks): Wan 14B's self-attention at 720p
     /// (117 TFLOP) in 60 dispatches of 20 blocks, 1.3B's at 480p in 4, the test sizes in one; a forced split is positive.
     @Test func dispatchSplitPolicy() throws {
@@ -316,6 +315,7 @@ private func check(_ c: AttentionCase, devices: [Device], seed: UInt64 = 1, tol:
         #expect(throws: RuntimeError.self) { try check(AttentionCase(queryBlocksPerDispatch: 0), devices: [vk]) }
     }
 
+    /// The tile policy: WAN_ATTN_TILE syntax, the thread mappings, shared-memory limits, the choice per device kind.
     @Test func tilePolicy() throws {
         #expect(throws: RuntimeError.self) { try AttentionTile(parsing: "64x64") }
         #expect(throws: RuntimeError.self) { try AttentionTile(parsing: "64xAx128") }

@@ -88,6 +88,17 @@ func quantized(_ values: [Float], _ dtype: DType) -> [Float] {
     HostConversion.decode(HostConversion.encode(values, as: dtype), as: dtype)
 }
 
+/// Expects `body` to fail with an `invalidArgument` error whose message contains every one of `texts`.
+func expectInvalidArgument(containing texts: [String], _ context: String = "", sourceLocation: SourceLocation = #_sourceLocation,
+                           _ body: () throws -> Void) {
+    let error = #expect(throws: RuntimeError.self, "\(context)", sourceLocation: sourceLocation) { try body() }
+    guard case .invalidArgument(let message)? = error else {
+        Issue.record("\(context): expected an invalid-argument error, got \(String(describing: error))", sourceLocation: sourceLocation)
+        return
+    }
+    for text in texts { #expect(message.contains(text), "\(message)", sourceLocation: sourceLocation) }
+}
+
 /// Tolerance for comparing results stored in `dtype` against a float64 reference.
 func tolerance(_ dtype: DType) -> Double {
     switch dtype {

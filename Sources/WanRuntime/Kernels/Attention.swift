@@ -101,8 +101,7 @@ struct AttentionTile: Sendable, Hashable, CustomStringConvertible {
         guard caps.isSoftware else { return nil }
         let perBlock = loopIterationsPerKeyBlock(headDim: d, mapping: m) * gridIterations
         let blocks = (LoopBudget.iterations - 2048) / perBlock
-        try LoopBudget.check(caps, estimate: blocks >= 1 ? 0 : perBlock + 2048, op: "attention",
-                             what: "\(gridIterations) query blocks per workgroup")
+        try LoopBudget.check(caps, estimate: perBlock + 2048, op: "attention", what: "\(gridIterations) query blocks per workgroup")
         return blocks * bc
     }
 

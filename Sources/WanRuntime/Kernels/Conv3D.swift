@@ -294,7 +294,7 @@ extension CommandList {
             let groups = (min(nTiles, r.maxGroups(0)), (cout + tl.bm - 1) / tl.bm,
                           min(batch, r.maxGroups(2)))
             let tilesPerGroup = (nTiles + groups.0 - 1) / groups.0 * ((batch + groups.2 - 1) / groups.2)
-            try LoopBudget.check(caps, estimate: tilesPerGroup * (1 + (g.k + tl.bk - 1) / tl.bk * LoopBudget.perKSlice(bk: tl.bk, unrolled: tl.unroll ?? false)),
+            try LoopBudget.check(caps, estimate: tilesPerGroup * LoopBudget.kLoop(k: g.k, bk: tl.bk, unrolled: tl.unroll ?? false),
                                  op: op, what: "K = \(g.k) (Cin·taps)\(tilesPerGroup > 1 ? " for each of \(tilesPerGroup) tiles per workgroup" : "")")
             try r.dispatch(Kernel(name: "conv3d", spirv: SPIRV.conv3d), constants: constants, push: p, groups: groups,
                            reads: [x, weight] + [bias, cacheUsed, residual].compactMap { $0 }, writes: [out],

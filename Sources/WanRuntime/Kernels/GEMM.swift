@@ -362,8 +362,8 @@ extension CommandList {
             ]
             let p = gemmPush(a, b, out, bias, residual, weightScale, mm, n, k, nb, strideA, strideB, strideOut, alpha)
             let groups = ((n + t.bn - 1) / t.bn, (mm + t.bm - 1) / t.bm, min(nb, r.maxGroups(2)))
-            try LoopBudget.check(caps, estimate: (1 + (k + t.bk - 1) / t.bk * LoopBudget.perKSlice(bk: t.bk, unrolled: t.unroll ?? false))
-                                     * ((nb + groups.2 - 1) / groups.2), op: op, what: "K = \(k)\(nb > groups.2 ? " over \(nb) batches" : "")")
+            try LoopBudget.check(caps, estimate: LoopBudget.kLoop(k: k, bk: t.bk, unrolled: t.unroll ?? false) * ((nb + groups.2 - 1) / groups.2),
+                                 op: op, what: "K = \(k)\(nb > groups.2 ? " over \(nb) batches" : "")")
             try r.dispatch(Kernel(name: "gemm", spirv: SPIRV.gemm), constants: constants, push: p, groups: groups,
                            reads: [a, b] + [bias, residual, weightScale].compactMap { $0 }, writes: [out], label: label + " [\(t)]")
         }

@@ -14,9 +14,10 @@ enum LoopBudget {
             + "\(caps.deviceName) stops every loop after \(iterations) (a CPU Vulkan driver's limit): run it on the CPU backend")
     }
 
-    /// Loop iterations of one K slice of the tiled GEMM and convolution shaders: the slice loop, its BK steps unless
-    /// unrolled, and the element loops of partial loads (calibrated on lavapipe: wrong results from K ≈ 56000 at BK 16).
-    static func perKSlice(bk: Int, unrolled: Bool) -> Int { (unrolled ? 0 : bk) + 6 }
+    /// Loop iterations of one output tile of the tiled GEMM and convolution shaders over K: per BK slice the slice loop,
+    /// its BK steps unless unrolled and the element loops of partial loads (calibrated on lavapipe: wrong results from
+    /// K ≈ 56000 at BK 16).
+    static func kLoop(k: Int, bk: Int, unrolled: Bool) -> Int { 1 + (k + bk - 1) / bk * ((unrolled ? 0 : bk) + 6) }
 
     /// Loop iterations of a row kernel (reduce, softmax, norms) whose `threadsPerRow` threads walk a row of `n` elements
     /// `passes` times, plus the tree reductions between passes.
